@@ -1,0 +1,36 @@
+// Forwarding micro-benchmark, contender 2: undici Pool.dispatch with the smallest correct relay
+// (backpressure, no retries or deadlines). Against contender 1 it shows what the sidecar's
+// wrapper costs on top of the library. argv: APP_PORT.
+import { createServer, type ServerResponse, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Pool, type Dispatcher } from 'undici';
+import { passHeaders } from './headers.ts';
+import { HOP_BY_HOP } from '../../src/http/hop-by-hop.ts';
+
+class Relay implements Dispatcher.DispatchHandler {
+  private readonly res: ServerResponse;
+  constructor(res: ServerResponse) { this.res = res; }
+  // undici requires the full handler shape even when the controller is not kept.
+  onRequestStart(): void { /* no abort on client close in this minimal relay */ }
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    for (const name of Object.keys(headers)) if (HOP_BY_HOP.has(name)) delete headers[name];
+    this.res.writeHead(statusCode, headers);
+    this.res.on('drain', () => controller.resume());
+  }
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void { if (!this.res.write(chunk)) controller.pause(); }
+  onResponseEnd(): void { this.res.end(); }
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    if (this.res.headersSent) this.res.destroy(err); else this.res.writeHead(502).end(err.message);
+  }
+}
+
+const appPort = Number(process.argv[2]);
+const origin = `http://127.0.0.1:${appPort}`;
+const pool = new Pool(origin, { keepAliveTimeout: 30_000 });
+const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+  const declared = req.headers['content-length'];
+  const body = declared !== undefined && declared !== '0' ? req : null;
+  pool.dispatch({ origin, path: req.url ?? '/', method: req.method ?? 'GET', headers: passHeaders(req.rawHeaders), body }, new Relay(res));
+});
+server.listen(0, '127.0.0.1', () => process.stdout.write(JSON.stringify({ port: (server.address() as AddressInfo).port }) + '\n'));
+process.on('SIGTERM', () => process.exit(0));

@@ -1,0 +1,89 @@
+// `authproxy run` (and bare flags): build the config, prepare dev mode if asked, start, wait for a signal.
+import { relative, isAbsolute } from 'node:path';
+import { buildConfig, readConfigFile, type Config, type RawConfig } from '../config/config.ts';
+import type { DevIssuer } from '../tokens/dev-issuer.ts';
+import { parseRunFlags, RUN_FLAGS } from '../config/flags.ts';
+import { formatListen } from '../config/address.ts';
+import { ConfigError } from '../errors.ts';
+import { start } from '../runtime/start.ts';
+
+export const DEV_TRUST_DOMAIN = 'example.org';
+export const DEV_WORKLOAD_ID = `spiffe://${DEV_TRUST_DOMAIN}/ns/dev/sa/app`;
+export const DEV_CLIENT_ID = `spiffe://${DEV_TRUST_DOMAIN}/ns/dev/sa/curl`;
+
+const HELP = `usage: authproxy [run] --upstream URL [flags]
+       authproxy run --config authproxy.yaml [flags]
+
+With no --cert/--key/--ca: dev mode (certificates generated under ./certs, ./policies loaded).
+Every flag is also a config-file key in camelCase (--max-header-bytes -> maxHeaderBytes).
+
+flags:
+${RUN_FLAGS.map((f) => `  ${f.flag} VALUE${f.multiple ? ' (repeatable)' : ''}`).join('\n')}
+  --config FILE
+See README.md for defaults.`;
+
+export async function runCommand(argv: string[]): Promise<number> {
+  let config: Config;
+  let layers: RawConfig[];
+  try {
+    const { raw, configFile, help } = parseRunFlags(argv);
+    if (help) { console.log(HELP); return 0; }
+    layers = configFile ? [await readConfigFile(configFile), raw] : [raw];
+    config = buildConfig(layers);
+  } catch (e) {
+    if (e instanceof ConfigError) { console.error(`authproxy: ${e.message}`); return 2; }
+    throw e;
+  }
+
+  let clientPaths: { cert: string; key: string; ca: string } | null = null;
+  if (config.dev) {
+    // Loaded only in dev mode: the X.509 generator costs ~20 MB that a production sidecar never needs.
+    const { ensureDevPki } = await import('../certs/dev.ts');
+    const pki = await ensureDevPki(config.certsDir, { trustDomain: DEV_TRUST_DOMAIN, workloadId: DEV_WORKLOAD_ID, clientId: DEV_CLIENT_ID });
+    clientPaths = { cert: pki.clientCert, key: pki.clientKey, ca: pki.caCert };
+  }
+  let devIssuer: DevIssuer | null = null;
+  if (config.dev && config.issuer === null && config.tokenEndpoint === null) {
+    // Dev mode brings its own token issuer, as it brings its own CA.
+    const { startDevIssuer } = await import('../tokens/dev-issuer.ts');
+    devIssuer = await startDevIssuer({ workloadId: DEV_WORKLOAD_ID, workloadCert: config.cert!, policies: config.policies, audience: config.audience });
+    config = buildConfig([devIssuer.layer, ...layers]);
+  }
+
+  let running;
+  try {
+    running = await start(config);
+  } catch (e) {
+    await devIssuer?.issuer.close();
+    if (e instanceof ConfigError) { console.error(`authproxy: ${e.message}`); return 1; }
+    throw e;
+  }
+  if (clientPaths) printDevBanner(config, running.addresses.inbound.port, running.addresses.admin, clientPaths, running.addresses.outbound, devIssuer?.issuer.url ?? null);
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => { void running.shutdown(signal).then(() => devIssuer?.issuer.close()).then(resolve); };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
+
+function printDevBanner(config: Config, port: number, admin: { host: string; port: number }, client: { cert: string; key: string; ca: string },
+  outbound: { host: string; port: number }, issuer: string | null): void {
+  const rel = (p: string): string => { const r = relative(process.cwd(), p); return r && !r.startsWith('..') && !isAbsolute(r) ? r : p; };
+  const host = config.listen.host === '0.0.0.0' || config.listen.host === '127.0.0.1' ? 'localhost' : config.listen.host;
+  console.log([
+    '',
+    'authproxy dev mode',
+    `  inbound mTLS  https://${host}:${port}  ->  app ${config.upstream.display}`,
+    `  outbound      http://${formatListen(outbound)}  (the app's HTTP_PROXY; tokens per OutboundRoute)`,
+    `  admin         http://${formatListen(admin)}/readyz  /metrics  /config`,
+    ...(issuer ? [`  token issuer  ${issuer}  (dev; JIT: authproxy issuer approve --issuer ${issuer} --client ${DEV_WORKLOAD_ID} --role ROLE --for 15m)`] : []),
+    `  certificates  ${rel(config.certsDir)}/ (dev CA, workload ${DEV_WORKLOAD_ID}, client ${DEV_CLIENT_ID})`,
+    `  policies      ${config.policies ? rel(config.policies) : '(none: every trusted peer is allowed)'}`,
+    '',
+    'try it (a request as the dev client, through the sidecar to your app):',
+    `  curl --cacert ${rel(client.ca)} --cert ${rel(client.cert)} --key ${rel(client.key)} https://${host}:${port}/`,
+    '',
+  ].join('\n'));
+}

@@ -1,0 +1,35 @@
+// Parsing of listen addresses and upstream targets, shared by config validation and the CLI.
+import { ConfigError } from '../errors.ts';
+
+export interface ListenAddress { host: string; port: number }
+
+/** `host:port`, `[v6]:port` or `:port` (all interfaces). Port 0 asks the OS for a free port (tests). */
+export function parseListen(value: string, field: string): ListenAddress {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new ConfigError(`'${value}' is not host:port`, { field });
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+export function formatListen(a: ListenAddress): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+export type Upstream =
+  | { kind: 'tcp'; origin: string; host: string; port: number; display: string }
+  | { kind: 'unix'; socketPath: string; display: string };
+
+/** `http://host:port` or `unix:/path.sock` (the app speaks plain HTTP/1.1 on loopback or a socket). */
+export function parseUpstream(value: string, field = 'upstream'): Upstream {
+  if (value.startsWith('unix:')) {
+    const socketPath = value.slice('unix:'.length).replace(/^\/\/(?=\/)/, '');
+    if (!socketPath.startsWith('/')) throw new ConfigError(`'${value}' must be unix:/absolute/path.sock`, { field });
+    return { kind: 'unix', socketPath, display: `unix:${socketPath}` };
+  }
+  let url: URL;
+  try { url = new URL(value); } catch { throw new ConfigError(`'${value}' is not a URL (http://host:port or unix:/path.sock)`, { field }); }
+  if (url.protocol !== 'http:') throw new ConfigError(`'${value}': the app is reached over plain http:// or unix:`, { field });
+  if (url.pathname !== '/' || url.search || url.username) throw new ConfigError(`'${value}' must be http://host:port with no path, query or credentials`, { field });
+  const port = url.port ? Number(url.port) : 80;
+  return { kind: 'tcp', origin: `http://${url.host}`, host: url.hostname.replace(/^\[|\]$/g, ''), port, display: url.origin };
+}

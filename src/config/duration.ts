@@ -1,0 +1,20 @@
+// Durations in config are written the way operators write them in Kubernetes: 500ms, 30s, 15m, 1h.
+import { ConfigError } from '../errors.ts';
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+export function parseDuration(value: string | number, field: string): number {
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value * 1000;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(String(value).trim());
+  if (!m) throw new ConfigError(`'${String(value)}' is not a duration like 500ms, 30s, 15m, 1h`, { field });
+  return Math.round(Number(m[1]) * UNIT_MS[m[2]!]!);
+}
+
+/** Byte sizes: a number, or with a k/m/g suffix (powers of 1024), e.g. 64k. */
+export function parseBytes(value: string | number, field: string): number {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return value;
+  const m = /^(\d+)\s*([kmg]i?b?)?$/i.exec(String(value).trim());
+  if (!m) throw new ConfigError(`'${String(value)}' is not a size like 65536 or 64k`, { field });
+  const mult = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m[2]?.[0] ?? '').toLowerCase()] ?? 1;
+  return Number(m[1]) * mult;
+}

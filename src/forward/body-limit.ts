@@ -1,0 +1,37 @@
+// Enforcing --max-body-bytes so that an oversized request never reaches the app. A declared
+// Content-Length over the limit is refused before anything is read. A chunked body has no
+// declared size, so with a limit set it is read up to the limit first (memory is bounded by the
+// limit, as with nginx's client_max_body_size): over it, 413 and the app never saw the request;
+// under it, it is forwarded whole with a Content-Length (and can be replayed on a retry).
+import type { IncomingMessage } from 'node:http';
+import { BodyTooLarge } from './errors.ts';
+
+/** True when the request carries a chunked body whose size must be checked before forwarding. */
+export function needsBuffering(req: IncomingMessage, limit: number): boolean {
+  return limit > 0 && req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined;
+}
+
+export function declaredTooLarge(req: IncomingMessage, limit: number): boolean {
+  return limit > 0 && Number(req.headers['content-length'] ?? 0) > limit;
+}
+
+export function readBodyWithin(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer): void => {
+      size += c.length;
+      if (size > limit) {
+        req.off('data', onData);
+        // Keep reading (and discarding) so the refusal can still be written on this connection.
+        req.resume();
+        reject(new BodyTooLarge(limit));
+        return;
+      }
+      chunks.push(c);
+    };
+    req.on('data', onData);
+    req.once('end', () => { if (size <= limit) resolve(Buffer.concat(chunks, size)); });
+    req.once('error', reject);
+  });
+}

@@ -1,0 +1,29 @@
+// Mapping transport failures to the contract's refusals: the app could not be reached (502) or
+// did not answer in time (504). Callers branch on undici's stable error codes, never messages.
+import type { ErrorCode } from '../errors.ts';
+
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
+
+export class BodyTooLarge extends Error {
+  readonly limit: number;
+  constructor(limit: number) { super(`request body exceeds ${limit} bytes (--max-body-bytes)`); this.name = 'BodyTooLarge'; this.limit = limit; }
+}
+
+/** The request's deadline passed while waiting for the app (our timer, not undici's). */
+export class DeadlineExceeded extends Error {
+  constructor() { super('deadline exceeded'); this.name = 'DeadlineExceeded'; }
+}
+
+export function classifyUpstreamError(err: Error): { code: ErrorCode; message: string } {
+  if (err instanceof BodyTooLarge) return { code: 'body_too_large', message: err.message };
+  const cause = (err as { cause?: unknown }).cause;
+  if (cause instanceof BodyTooLarge) return { code: 'body_too_large', message: cause.message };
+  if (err instanceof DeadlineExceeded || cause instanceof DeadlineExceeded) return { code: 'upstream_timeout', message: 'the app did not answer before the request deadline' };
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  // A plaintext connection refused at connect time because its address is outside every boundary.
+  const outside = code === 'EAUTHPROXY_OUTSIDE_BOUNDARY' ? err
+    : (cause as NodeJS.ErrnoException | undefined)?.code === 'EAUTHPROXY_OUTSIDE_BOUNDARY' ? cause as Error : null;
+  if (outside) return { code: 'boundary_violation', message: outside.message };
+  if (TIMEOUT_CODES.has(code)) return { code: 'upstream_timeout', message: 'the app did not answer in time' };
+  return { code: 'upstream_unavailable', message: `the app is unreachable (${code || err.name})` };
+}

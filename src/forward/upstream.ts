@@ -1,0 +1,187 @@
+// Forwarding to one HTTP/1.1 upstream (the app) over a keep-alive pool, streaming both bodies.
+// Built on undici's dispatch API: the response is relayed chunk by chunk with backpressure
+// (pause the upstream when the client's socket is full), trailers included, with no
+// intermediate Readable per request. A try that fails before any response byte may be tried
+// again (retry.ts decides), within the request's deadline and the pool's retry budget.
+import type { IncomingMessage, ServerResponse, IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { Pool, type Dispatcher } from 'undici';
+import type { Upstream as UpstreamTarget } from '../config/address.ts';
+import { HOP_BY_HOP } from '../http/hop-by-hop.ts';
+import { DeadlineExceeded, classifyUpstreamError } from './errors.ts';
+import { backoffMs, isRetryable, type RetryBudget } from './retry.ts';
+import { formatGrpcTimeout } from './deadline.ts';
+import type { ErrorCode } from '../errors.ts';
+
+export interface ForwardOutcome {
+  /** Status sent to the client (the app's, or the refusal's). */
+  status: number;
+  /** Set when the sidecar answered itself because forwarding failed. */
+  error: { code: ErrorCode; message: string } | null;
+  /** Tries made (1 = no retry). */
+  tries: number;
+}
+
+export interface ForwardCall {
+  req: IncomingMessage;
+  res: ServerResponse;
+  /** Origin-form target sent to the app. */
+  path: string;
+  /** Flat [name, value, …] request headers for the app. */
+  headers: string[];
+  /** Epoch ms: no try starts after it, and a try still waiting for headers is cut at it. */
+  deadlineAt: number;
+  /** Indexes in `headers` of values to refresh with the time left at each try (-1 = none). */
+  deadlineValueAt: number;
+  grpcTimeoutValueAt: number;
+  /** A body already read in full (a chunked body checked against --max-body-bytes). */
+  bufferedBody?: Buffer;
+  /** A failure before any response byte: the caller writes the refusal. */
+  onError(code: ErrorCode, message: string): void;
+  onSettled(o: ForwardOutcome): void;
+}
+
+export interface UpstreamOptions {
+  /** Per try: the app must send response headers (and each body chunk) within this. */
+  timeoutMs: number;
+  connectTimeoutMs: number;
+  maxHeaderBytes: number;
+  maxRetries: number;
+  retryBudget: RetryBudget;
+  onRetry?: (result: 'attempted' | 'budget_exhausted') => void;
+}
+
+export class UpstreamPool {
+  readonly pool: Pool;
+  readonly origin: string;
+  readonly opts: UpstreamOptions;
+
+  constructor(target: UpstreamTarget, opts: UpstreamOptions) {
+    this.origin = target.kind === 'tcp' ? target.origin : 'http://localhost';
+    this.opts = opts;
+    this.pool = new Pool(this.origin, {
+      ...(target.kind === 'unix' ? { socketPath: target.socketPath } : {}),
+      headersTimeout: opts.timeoutMs,
+      bodyTimeout: opts.timeoutMs,
+      connectTimeout: opts.connectTimeoutMs,
+      keepAliveTimeout: 30_000,
+      // Response headers from the app may carry large cookies; keep the same bound as requests.
+      maxHeaderSize: opts.maxHeaderBytes,
+    });
+  }
+
+  forward(call: ForwardCall): void {
+    let body: Readable | Buffer | null = call.bufferedBody ?? null;
+    const req = call.req;
+    const declared = req.headers['content-length'];
+    if (body === null && (declared !== undefined ? declared !== '0' : req.headers['transfer-encoding'] !== undefined)) body = req;
+    this.opts.retryBudget.recordRequest();
+    new ResponseRelay(this.pool, this.origin, call, body, this.opts).start();
+  }
+
+  close(): Promise<void> { return this.pool.close(); }
+}
+
+/** Relays one request's response into the client's ServerResponse, across tries. */
+export class ResponseRelay implements Dispatcher.DispatchHandler {
+  private readonly dispatcher: Dispatcher;
+  private readonly origin: string;
+  private readonly call: ForwardCall;
+  private readonly body: Readable | Buffer | null;
+  private readonly opts: UpstreamOptions;
+  private controller: Dispatcher.DispatchController | null = null;
+  private settled = false;
+  private tries = 0;
+  private deadlineTimer: NodeJS.Timeout | null = null;
+
+  constructor(dispatcher: Dispatcher, origin: string, call: ForwardCall, body: Readable | Buffer | null, opts: UpstreamOptions) {
+    this.dispatcher = dispatcher; this.origin = origin; this.call = call; this.body = body; this.opts = opts;
+    // A client that goes away aborts the upstream request instead of leaving it running.
+    call.res.once('close', () => { if (!this.settled) this.controller?.abort(new Error('client closed the connection')); });
+  }
+
+  start(): void {
+    const call = this.call;
+    const left = call.deadlineAt - Date.now();
+    if (left <= 0) { this.fail(new DeadlineExceeded()); return; }
+    this.tries++;
+    // undici's timers are coarse (about a second) by design; a deadline shorter than the per-try
+    // timeout gets a precise timer of its own, so a caller's 200 ms means 200 ms.
+    if (left < this.opts.timeoutMs) {
+      this.deadlineTimer = setTimeout(() => { this.deadlineTimer = null; this.controller?.abort(new DeadlineExceeded()); }, left);
+    }
+    if (call.deadlineValueAt >= 0) call.headers[call.deadlineValueAt] = String(Math.floor(left));
+    if (call.grpcTimeoutValueAt >= 0) call.headers[call.grpcTimeoutValueAt] = formatGrpcTimeout(left);
+    this.dispatcher.dispatch({
+      origin: this.origin, path: call.path, method: call.req.method ?? 'GET', headers: call.headers, body: this.body,
+      headersTimeout: Math.min(this.opts.timeoutMs, left),
+    }, this);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void { this.controller = controller; }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    this.clearDeadline();
+    for (const name of Object.keys(headers)) if (HOP_BY_HOP.has(name)) delete headers[name];
+    const res = this.call.res;
+    if (statusMessage) res.writeHead(statusCode, statusMessage, headers); else res.writeHead(statusCode, headers);
+    res.on('drain', () => controller.resume());
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.call.res.write(chunk)) controller.pause();
+  }
+
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    const res = this.call.res;
+    for (const _ in trailers) { res.addTrailers(trailers as Record<string, string>); break; }
+    res.end();
+    this.settle(null);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.clearDeadline();
+    if (this.settled) return;
+    const res = this.call.res;
+    if (res.headersSent) {
+      // Bytes already went out: never retried; the only honest signal left is to cut the client.
+      res.destroy(err);
+      this.settle(null);
+      return;
+    }
+    if (this.mayRetry(err)) {
+      const wait = backoffMs(this.tries - 1);
+      if (Date.now() + wait < this.call.deadlineAt) { setTimeout(() => this.start(), wait); return; }
+    }
+    this.fail(err);
+  }
+
+  private clearDeadline(): void {
+    if (this.deadlineTimer) { clearTimeout(this.deadlineTimer); this.deadlineTimer = null; }
+  }
+
+  private mayRetry(err: Error): boolean {
+    if (this.tries > this.opts.maxRetries || clientGone(this.call.res)) return false;
+    const body = this.body;
+    // A buffer can be sent again; a stream only if not a byte of it was read yet.
+    const intact = body === null || Buffer.isBuffer(body) || (body === this.call.req && !this.call.req.readableDidRead);
+    if (!isRetryable(err, this.call.req.method ?? 'GET', intact)) return false;
+    if (!this.opts.retryBudget.tryAcquire()) { this.opts.onRetry?.('budget_exhausted'); return false; }
+    this.opts.onRetry?.('attempted');
+    return true;
+  }
+
+  private fail(err: Error): void {
+    const failure = classifyUpstreamError(err);
+    this.call.onError(failure.code, failure.message);
+    this.settle(failure);
+  }
+
+  private settle(error: ForwardOutcome['error']): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.call.onSettled({ status: this.call.res.statusCode, error, tries: this.tries });
+  }
+}
+
+function clientGone(res: ServerResponse): boolean { return res.destroyed || res.writableEnded; }

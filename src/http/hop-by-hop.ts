@@ -1,0 +1,14 @@
+// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus `expect`, which
+// the sidecar answers itself. They are never copied from one hop to the next.
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
+  'proxy-authorization', 'proxy-authenticate', 'expect', 'http2-settings',
+]);
+
+/** Extra hop-by-hop names a sender listed in its Connection header (lowercased), or null. */
+export function connectionTokens(value: string | undefined): Set<string> | null {
+  if (!value) return null;
+  const names = new Set<string>();
+  for (const t of value.split(',')) { const n = t.trim().toLowerCase(); if (n && n !== 'close' && n !== 'keep-alive') names.add(n); }
+  return names.size ? names : null;
+}

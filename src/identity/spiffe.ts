@@ -1,0 +1,11 @@
+// SPIFFE ID syntax (SPIFFE ID standard §2): spiffe://<trust-domain><path>, no port, userinfo,
+// query or fragment; trust domain lowercase; path segments non-empty and not dot-segments.
+const SPIFFE_ID = /^spiffe:\/\/([a-z0-9._-]+)((?:\/[A-Za-z0-9._-]+)*)$/;
+
+export function parseSpiffeId(uri: string): { trustDomain: string; path: string } | null {
+  const m = SPIFFE_ID.exec(uri);
+  if (!m) return null;
+  const path = m[2] ?? '';
+  if (path.split('/').some((s) => s === '.' || s === '..')) return null;
+  return { trustDomain: m[1]!, path };
+}

@@ -1,0 +1,63 @@
+// The inbound decision for one request: identify the caller, normalize the target, then ask the
+// policy set. Produces the decision value once; it is audited once and used for the response.
+import type { IncomingMessage } from 'node:http';
+import type { Runtime } from '../runtime/state.ts';
+import type { Decision } from '../policy/types.ts';
+import { normalizeTarget } from '../policy/normalize.ts';
+import { RequestRefused } from '../errors.ts';
+import type { AuditRecord } from '../audit/record.ts';
+import type { Caller, Identify } from './identify.ts';
+import { sourceAddress } from './identify.ts';
+import { NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
+
+export interface InboundVerdict {
+  caller: Caller | null;
+  decision: Decision | null;
+  /** The normalized path (with query) the app receives when allowed. */
+  forwardPath: string;
+  refusal: RequestRefused | null;
+  path: string | null;
+  /** The caller's bearer token as verified (see tokens/inbound.ts); NO_BEARER when tokens played no part. */
+  bearer: BearerCheck;
+}
+
+/** `bearer` is the verified bearer token, when the policy set needs tokens and one was presented. */
+export function decide(rt: Runtime, identify: Identify, req: IncomingMessage, bearer: BearerCheck = NO_BEARER): InboundVerdict {
+  const caller = identify(req);
+  if (caller instanceof RequestRefused) return { caller: null, decision: null, forwardPath: '', refusal: caller, path: null, bearer };
+  let norm;
+  try {
+    norm = normalizeTarget(req.url ?? '');
+  } catch (e) {
+    if (e instanceof RequestRefused) return { caller, decision: null, forwardPath: '', refusal: e, path: null, bearer };
+    throw e;
+  }
+  const decision = rt.policy.authorize({ principal: caller.principal, method: req.method ?? 'GET', matchPath: norm.matchPath, token: bearer.claims, nowSeconds: Date.now() / 1000 });
+  const forwardPath = norm.path + norm.query;
+  if (decision.allow) return { caller, decision, forwardPath, refusal: null, path: norm.path, bearer };
+  const code = decision.code ?? 'forbidden';
+  const message = code === 'invalid_token' ? 'a valid bearer token is required' : 'denied by policy';
+  return { caller, decision, forwardPath, refusal: new RequestRefused(code, message), path: norm.path, bearer };
+}
+
+export function auditRecord(rt: Runtime, v: InboundVerdict, req: IncomingMessage, requestId: string, transport: 'mtls' | 'plaintext'): AuditRecord {
+  const d = v.decision;
+  return {
+    time: new Date().toISOString(),
+    requestId,
+    direction: 'inbound',
+    event: 'request',
+    peer: { principal: v.caller?.principal ?? null, address: sourceAddress(req.socket.remoteAddress) || null },
+    method: req.method ?? null,
+    path: v.path,
+    decision: v.refusal ? 'deny' : 'allow',
+    status: v.refusal ? v.refusal.status : null,
+    code: v.refusal ? v.refusal.code : null,
+    policy: d?.policy ?? null,
+    rule: d?.rule ?? null,
+    reason: (d?.reason ?? v.refusal?.message ?? '') + (v.refusal?.code === 'invalid_token' && v.bearer.problem ? `; token rejected: ${v.bearer.problem}` : ''),
+    policyDigest: rt.policy.digest,
+    tls: transport,
+    boundary: transport === 'plaintext' ? (v.caller?.boundary ?? 'outside') : null,
+  };
+}

@@ -1,0 +1,67 @@
+// One inbound request, top to bottom: identify → normalize → authorize → audit → decorate → forward.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Runtime } from '../runtime/state.ts';
+import type { UpstreamPool } from '../forward/upstream.ts';
+import { refuse } from '../http/refuse.ts';
+import { requestIdFrom } from '../http/request-id.ts';
+import { decide, auditRecord } from './authorize.ts';
+import { upstreamRequestHeaders } from './headers.ts';
+import { incomingBudgetMs } from '../forward/deadline.ts';
+import { declaredTooLarge, needsBuffering, readBodyWithin } from '../forward/body-limit.ts';
+import type { Identify } from './identify.ts';
+import { bearerOf, checkBearer, applyBearerHeaders, NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
+
+export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Identify, transport: 'mtls' | 'plaintext'): (req: IncomingMessage, res: ServerResponse) => void {
+  const maxBody = rt.config.maxBodyBytes;
+  const requestTimeout = rt.config.requestTimeoutMs;
+  return function handle(req, res) {
+    const start = performance.now();
+    const budget = incomingBudgetMs(req.headers['x-authproxy-deadline'], req.headers['grpc-timeout']);
+    const deadlineAt = Date.now() + (budget === null ? requestTimeout : Math.min(requestTimeout, budget));
+    const requestId = requestIdFrom(req.headers['x-request-id']);
+    // Bearer tokens are verified (asynchronously) only when a rule needs one and one was sent.
+    const token = bearerOf(rt, req);
+    if (token === null) { proceed(req, res, start, deadlineAt, requestId, NO_BEARER); return; }
+    rt.inFlight++;
+    void checkBearer(rt, token).then((bearer) => {
+      rt.inFlight--;
+      if (!res.destroyed) proceed(req, res, start, deadlineAt, requestId, bearer);
+    });
+  };
+
+  function proceed(req: IncomingMessage, res: ServerResponse, start: number, deadlineAt: number, requestId: string, bearer: BearerCheck): void {
+    const verdict = decide(rt, identify, req, bearer);
+    rt.audit.write(auditRecord(rt, verdict, req, requestId, transport));
+    if (verdict.refusal) {
+      refuse(res, verdict.refusal.code, verdict.refusal.message, requestId);
+      rt.metrics.request('inbound', 'deny', verdict.refusal.status, (performance.now() - start) / 1000);
+      return;
+    }
+    const tooLarge = (): void => {
+      refuse(res, 'body_too_large', `request body exceeds ${maxBody} bytes (--max-body-bytes)`, requestId);
+      rt.metrics.request('inbound', 'deny', 413, (performance.now() - start) / 1000);
+    };
+    if (declaredTooLarge(req, maxBody)) { tooLarge(); return; }
+    const caller = verdict.caller!;
+    const up = upstreamRequestHeaders(req, { xfcc: caller.xfcc, principal: caller.principal, requestId });
+    if (bearer.presented) {
+      const applied = applyBearerHeaders(up.headers, bearer, verdict.decision?.forwardToken === true, [up.deadlineValueAt, up.grpcTimeoutValueAt]);
+      up.headers = applied.headers; up.deadlineValueAt = applied.slots[0]!; up.grpcTimeoutValueAt = applied.slots[1]!;
+    }
+    rt.inFlight++;
+    const forward = (bufferedBody: Buffer | undefined): void => upstream.forward({
+      req, res, path: verdict.forwardPath, headers: up.headers, deadlineAt, ...(bufferedBody ? { bufferedBody } : {}),
+      deadlineValueAt: up.deadlineValueAt, grpcTimeoutValueAt: up.grpcTimeoutValueAt,
+      onError: (code, message) => refuse(res, code, message, requestId),
+      onSettled: (outcome) => {
+        rt.inFlight--;
+        rt.metrics.request('inbound', 'allow', outcome.status, (performance.now() - start) / 1000);
+      },
+    });
+    if (!needsBuffering(req, maxBody)) { forward(undefined); return; }
+    readBodyWithin(req, maxBody).then((body) => {
+      up.headers.push('content-length', String(body.length));
+      forward(body);
+    }, () => { rt.inFlight--; tooLarge(); });
+  }
+}

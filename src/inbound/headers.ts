@@ -1,0 +1,54 @@
+// What the app receives: the caller's headers minus hop-by-hop headers and minus everything under
+// the names the sidecar owns (x-forwarded-client-cert, x-authproxy-*), which a caller could
+// otherwise use to claim an identity; then the verified identity, set by the sidecar alone.
+import type { IncomingMessage } from 'node:http';
+import { HOP_BY_HOP, connectionTokens } from '../http/hop-by-hop.ts';
+
+const OWNED_PREFIX = 'x-authproxy-';
+
+export interface IdentityHeaders { xfcc: string | null; principal: string; requestId: string }
+
+export interface UpstreamHeaders {
+  headers: string[];
+  /** Index of the x-authproxy-deadline value (-1 when not sent), refreshed at each try. */
+  deadlineValueAt: number;
+  /** Index of the grpc-timeout value (-1 when the caller sent none), refreshed at each try. */
+  grpcTimeoutValueAt: number;
+}
+
+/**
+ * Headers for the app, with slots for the time left that the forwarder fills in per try
+ * (`x-authproxy-deadline` always, `grpc-timeout` when the caller sent one).
+ */
+export function upstreamRequestHeaders(req: IncomingMessage, id: IdentityHeaders): UpstreamHeaders {
+  const headers = upstreamHeaders(req, id, false, true);
+  let grpcTimeoutValueAt = -1;
+  if (req.headers['grpc-timeout'] !== undefined) { headers.push('grpc-timeout', ''); grpcTimeoutValueAt = headers.length - 1; }
+  headers.push('x-authproxy-deadline', '');
+  return { headers, deadlineValueAt: headers.length - 1, grpcTimeoutValueAt };
+}
+
+/**
+ * Flat [name, value, …] list for the upstream request. `keepUpgrade` keeps Connection/Upgrade
+ * for WebSocket handshakes, which must reach the app intact; `dropGrpcTimeout` leaves the
+ * caller's grpc-timeout out because the forwarder sends the reduced one.
+ */
+export function upstreamHeaders(req: IncomingMessage, id: IdentityHeaders, keepUpgrade = false, dropGrpcTimeout = false): string[] {
+  const raw = req.rawHeaders;
+  const extraHop = connectionTokens(req.headers.connection);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) {
+      if (!(keepUpgrade && (lower === 'upgrade' || lower === 'connection'))) continue;
+    } else if (lower === 'x-forwarded-client-cert' || lower === 'x-request-id' || lower.startsWith(OWNED_PREFIX)
+      || (extraHop !== null && extraHop.has(lower)) || (dropGrpcTimeout && lower === 'grpc-timeout')) {
+      continue;
+    }
+    out.push(name, raw[i + 1]!);
+  }
+  if (id.xfcc !== null) out.push('x-forwarded-client-cert', id.xfcc);
+  out.push('x-authproxy-principal', id.principal, 'x-request-id', id.requestId);
+  return out;
+}

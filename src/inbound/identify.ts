@@ -1,0 +1,50 @@
+// Who is calling, for each kind of inbound listener. The mTLS listener knows the caller from its
+// certificate (computed once per connection at handshake); the plaintext listener knows only a
+// source address, which is accepted when it lies inside a trust boundary and then stands for
+// the principal `boundary:<name>`.
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { RequestRefused } from '../errors.ts';
+import type { Runtime } from '../runtime/state.ts';
+import type { PeerIdentity } from '../identity/peer.ts';
+
+export interface Caller {
+  readonly principal: string;
+  /** Envoy-format client certificate header value; null without a certificate. */
+  readonly xfcc: string | null;
+  /** Trust boundary the caller's source address lies in (plaintext listener only). */
+  readonly boundary: string | null;
+  /** How the caller reached the sidecar, for the audit record. */
+  readonly transport: 'mtls' | 'plaintext';
+}
+
+export type Identify = (req: IncomingMessage) => Caller | RequestRefused;
+
+const callers = new WeakMap<Socket, Caller>();
+
+/** Called at handshake with the verified certificate identity. */
+export function rememberPeer(socket: Socket, id: PeerIdentity): void {
+  callers.set(socket, Object.freeze({ principal: id.principal, xfcc: id.xfcc, boundary: null, transport: 'mtls' }));
+}
+
+const UNKNOWN_PEER = new RequestRefused('forbidden', 'peer identity unknown');
+
+export function byCertificate(req: IncomingMessage): Caller | RequestRefused {
+  // A socket without an entry never passed the handshake checks; refuse rather than guess.
+  return callers.get(req.socket) ?? UNKNOWN_PEER;
+}
+
+/** IPv4 peers on a dual-stack socket appear as ::ffff:a.b.c.d; boundaries are written as a.b.c.d. */
+export function sourceAddress(remote: string | undefined): string {
+  if (!remote) return '';
+  return remote.startsWith('::ffff:') && remote.includes('.') ? remote.slice(7) : remote;
+}
+
+export function byBoundary(rt: Runtime): Identify {
+  return (req) => {
+    const source = sourceAddress(req.socket.remoteAddress);
+    const boundary = rt.policy.boundaryOf(source);
+    if (boundary === null) return new RequestRefused('boundary_violation', `plaintext from ${source} is outside every trust boundary; use mTLS`);
+    return { principal: `boundary:${boundary}`, xfcc: null, boundary, transport: 'plaintext' };
+  };
+}

@@ -1,0 +1,20 @@
+// The inbound plaintext listener (off by default): for callers inside a trust boundary that have
+// no certificate. The source address decides: inside a boundary the request is authorized as
+// principal `boundary:<name>`; outside every boundary it is refused with 403
+// `boundary_violation` and audited, and never reaches the app.
+import { createServer, type Server } from 'node:http';
+import type { Runtime } from '../runtime/state.ts';
+import type { UpstreamPool } from '../forward/upstream.ts';
+import { byBoundary } from './identify.ts';
+import { serverLimits, applyLimits } from './limits.ts';
+import { inboundHandler } from './handler.ts';
+import { inboundUpgradeHandler } from './upgrade.ts';
+
+export function createPlaintextServer(rt: Runtime, upstream: UpstreamPool): Server {
+  const server = createServer(serverLimits(rt.config));
+  applyLimits(server, rt);
+  const identify = byBoundary(rt);
+  server.on('request', inboundHandler(rt, upstream, identify, 'plaintext'));
+  server.on('upgrade', inboundUpgradeHandler(rt, identify, 'plaintext'));
+  return server;
+}

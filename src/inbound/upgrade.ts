@@ -1,0 +1,57 @@
+// Upgrade requests (WebSocket): authorized exactly like any request, then the two sockets are
+// spliced. The handshake is replayed to the app by hand so any upgrade protocol passes unchanged.
+import { connect, type Socket } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Runtime } from '../runtime/state.ts';
+import { refuseRaw } from '../http/refuse.ts';
+import { requestIdFrom } from '../http/request-id.ts';
+import type { Identify } from './identify.ts';
+import { decide, auditRecord } from './authorize.ts';
+import { upstreamHeaders } from './headers.ts';
+import { bearerOf, checkBearer, applyBearerHeaders, NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
+
+export function inboundUpgradeHandler(rt: Runtime, identify: Identify, transport: 'mtls' | 'plaintext'): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
+  const target = rt.config.upstream;
+  return function upgrade(req, socket, head) {
+    const token = bearerOf(rt, req);
+    if (token === null) { proceed(req, socket, head, NO_BEARER); return; }
+    void checkBearer(rt, token).then((bearer) => { if (!socket.destroyed) proceed(req, socket, head, bearer); });
+  };
+
+  function proceed(req: IncomingMessage, socket: Duplex, head: Buffer, bearer: BearerCheck): void {
+    const requestId = requestIdFrom(req.headers['x-request-id']);
+    const method = req.method ?? 'GET';
+    const verdict = decide(rt, identify, req, bearer);
+    rt.audit.write(auditRecord(rt, verdict, req, requestId, transport));
+    if (verdict.refusal) {
+      refuseRaw(socket, verdict.refusal.code, verdict.refusal.message, requestId);
+      rt.metrics.request('inbound', 'deny', verdict.refusal.status, 0);
+      return;
+    }
+    const caller = verdict.caller!;
+    let headers = upstreamHeaders(req, { xfcc: caller.xfcc, principal: caller.principal, requestId }, true);
+    if (bearer.presented) headers = applyBearerHeaders(headers, bearer, verdict.decision?.forwardToken === true).headers;
+    let head1 = `${method} ${verdict.forwardPath} HTTP/1.1\r\n`;
+    for (let i = 0; i < headers.length; i += 2) head1 += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    head1 += '\r\n';
+
+    const app: Socket = target.kind === 'unix' ? connect({ path: target.socketPath }) : connect({ host: target.host, port: target.port });
+    let connected = false;
+    app.once('connect', () => {
+      connected = true;
+      app.write(head1);
+      if (head.length) app.write(head);
+      app.pipe(socket);
+      socket.pipe(app);
+      rt.metrics.request('inbound', 'allow', 101, 0);
+    });
+    app.on('error', () => {
+      if (!connected) refuseRaw(socket, 'upstream_unavailable', 'the app is unreachable', requestId);
+      else socket.destroy();
+    });
+    socket.on('error', () => app.destroy());
+    socket.on('close', () => app.destroy());
+    app.on('close', () => socket.destroy());
+  }
+}

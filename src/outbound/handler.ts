@@ -1,0 +1,153 @@
+// One outbound request from the app, top to bottom:
+// target → route → (unrouted: pass through or refuse) → JIT approval → token → audit → forward.
+// The decision is made once, audited once, and used for the response. A routed request whose
+// token cannot be obtained is refused with 503 token_unavailable and never leaves the pod.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Runtime } from '../runtime/state.ts';
+import { RequestRefused, type ErrorCode } from '../errors.ts';
+import { refuse } from '../http/refuse.ts';
+import { requestIdFrom } from '../http/request-id.ts';
+import { incomingBudgetMs } from '../forward/deadline.ts';
+import { ResponseRelay, type UpstreamOptions } from '../forward/upstream.ts';
+import { isLoopbackHost } from '../tokens/settings.ts';
+import type { CachedToken } from '../tokens/cache.ts';
+import { outboundTarget, type OutboundTarget } from './target.ts';
+import { routeTableFor, type CompiledRoute } from './routes.ts';
+import { carriageFor, defaultPort, type Carriage } from './transport.ts';
+import type { DestinationClassifier } from '../boundary/classify.ts';
+import { destinationHeaders } from './headers.ts';
+import { outboundAuditRecord } from './audit.ts';
+import type { OutboundAgents } from './agents.ts';
+
+export const JIT_HEADER = 'x-authproxy-jit';
+const APPROVAL_ID = /^[A-Za-z0-9._~:-]{1,256}$/;
+
+export interface OutboundForwarding {
+  agents: OutboundAgents;
+  options: UpstreamOptions;
+  classifier: DestinationClassifier;
+}
+
+/** Per request: what every step needs to answer or audit. */
+interface Call { req: IncomingMessage; res: ServerResponse; start: number; requestId: string }
+/** Where and how the hop goes, once decided. */
+interface Hop { target: OutboundTarget; route: CompiledRoute | null; carriage: Carriage; boundary: string | null; port: number }
+
+export function outboundHandler(rt: Runtime, fwd: OutboundForwarding): (req: IncomingMessage, res: ServerResponse) => void {
+  const requestTimeout = rt.config.requestTimeoutMs;
+  const denyUnrouted = rt.config.outboundUnrouted === 'deny';
+
+  return function handle(req, res) {
+    const start = performance.now();
+    const requestId = requestIdFrom(req.headers['x-request-id']);
+    const call: Call = { req, res, start, requestId };
+
+    const target = outboundTarget(req);
+    if (target instanceof RequestRefused) { refused(call, null, null, target.code, target.message, target.message); return; }
+    const route = routeTableFor(rt.policy, rt.tokens).lookup(target.host);
+    if (route === null && denyUnrouted) {
+      const msg = `no OutboundRoute for ${target.host}, and unrouted destinations are refused (--outbound-unrouted deny)`;
+      refused(call, target, null, 'no_route', msg, msg);
+      return;
+    }
+    const boundary = fwd.classifier.peek(target.host);
+    if (boundary !== undefined) { routed(call, target, route, boundary); return; }
+    // First request to a name whose boundary depends on DNS: resolve (single-flight, cached).
+    rt.inFlight++;
+    void fwd.classifier.classify(target.host).then((b) => {
+      rt.inFlight--;
+      if (!res.destroyed) routed(call, target, route, b);
+    });
+  };
+
+  function refused(call: Call, target: OutboundTarget | null, route: CompiledRoute | null, code: ErrorCode, message: string, reason: string): void {
+    const r = new RequestRefused(code, message);
+    rt.audit.write(outboundAuditRecord(rt, call.req, call.requestId, target, route, r, reason, null));
+    refuse(call.res, code, message, call.requestId);
+    rt.metrics.request('outbound', 'deny', r.status, (performance.now() - call.start) / 1000);
+  }
+
+  /** The destination is classified: choose how to carry the hop, then the token, then send. */
+  function routed(call: Call, target: OutboundTarget, route: CompiledRoute | null, boundary: string | null): void {
+    const { req } = call;
+    const carriage = carriageFor(route?.tls ?? null, route?.trust ?? null, boundary);
+    const port = target.port ?? defaultPort(carriage.transport);
+    if (port === req.socket.localPort && isLoopbackHost(target.host)) {
+      const msg = 'the destination is this outbound listener itself';
+      refused(call, target, route, 'bad_request', msg, msg);
+      return;
+    }
+    const hop: Hop = { target, route, carriage, boundary, port };
+
+    const jit = req.headers[JIT_HEADER];
+    let approval: string | null = null;
+    if (jit !== undefined) {
+      if (typeof jit !== 'string' || !APPROVAL_ID.test(jit)) {
+        refused(call, target, route, 'bad_request', `${JIT_HEADER} must be one approval id`, `malformed ${JIT_HEADER}`);
+        return;
+      }
+      if (route?.token == null) {
+        const msg = `${JIT_HEADER} names an approval, but no OutboundRoute with a token covers ${target.host}`;
+        refused(call, target, route, 'bad_request', msg, msg);
+        return;
+      }
+      approval = jit;
+    }
+
+    const token = route?.token ?? null;
+    if (token === null) {
+      send(call, hop, null, route ? route.reason : `no OutboundRoute for ${target.host}: passed through without a token`);
+      return;
+    }
+    const tokens = rt.tokens;
+    if (token.target === null || tokens === null) {
+      const msg = `OutboundRoute ${route!.name} needs a token, and no token issuer is configured (--issuer or --token-endpoint)`;
+      refused(call, target, route, 'token_unavailable', msg, msg);
+      return;
+    }
+    const tt = approval === null ? token.target : tokens.withApproval(token.target, approval);
+    const reason = approval === null ? route!.reason : `${route!.reason}, under JIT approval ${approval}`;
+    const cached = tokens.peek(tt);
+    if (cached !== undefined) { send(call, hop, cached, reason); return; }
+    // Waiting for the issuer counts as in flight, so a drain does not cut it short.
+    rt.inFlight++;
+    tokens.obtain(tt).then((t) => {
+      rt.inFlight--;
+      if (!call.res.destroyed) send(call, hop, t, reason);
+    }, (e: unknown) => {
+      rt.inFlight--;
+      const why = (e as Error).message;
+      refused(call, target, route, 'token_unavailable', `no token for ${token.audience}: ${why}`, `${reason}; token unavailable: ${why}`);
+    });
+  }
+
+  function send(call: Call, hop: Hop, token: CachedToken | null, reason: string): void {
+    const { req, res, start, requestId } = call;
+    const { target, route, carriage, port } = hop;
+    const transport = carriage.transport;
+    rt.audit.write(outboundAuditRecord(rt, req, requestId, target, route, null, reason, transport, hop.boundary));
+    const rtoken = route?.token ?? null;
+    const h = destinationHeaders(req, target.absolute ? target.authority : null, rtoken?.header ?? null,
+      token === null || rtoken === null ? null : token.header(rtoken.scheme), requestId, transport === 'mtls');
+    const budget = incomingBudgetMs(req.headers['x-authproxy-deadline'], req.headers['grpc-timeout']);
+    const deadlineAt = Date.now() + (budget === null ? requestTimeout : Math.min(requestTimeout, budget));
+    const host = target.host.includes(':') ? `[${target.host}]` : target.host;
+    const origin = `${transport === 'plaintext' ? 'http' : 'https'}://${host}:${port}`;
+    const declared = req.headers['content-length'];
+    const body: Readable | null = (declared !== undefined ? declared !== '0' : req.headers['transfer-encoding'] !== undefined) ? req : null;
+    const destination = `${host}:${port}`;
+    rt.inFlight++;
+    fwd.options.retryBudget.recordRequest();
+    new ResponseRelay(fwd.agents.for(carriage), origin, {
+      req, res, path: target.path, headers: h.headers, deadlineAt,
+      deadlineValueAt: h.deadlineValueAt, grpcTimeoutValueAt: h.grpcTimeoutValueAt,
+      // The forwarder's messages speak of "the app"; on this path the far side is the destination.
+      onError: (code, message) => refuse(res, code, message.replace('the app', `destination ${destination}`), requestId),
+      onSettled: (outcome) => {
+        rt.inFlight--;
+        rt.metrics.request('outbound', 'allow', outcome.status, (performance.now() - start) / 1000);
+      },
+    }, body, fwd.options).start();
+  }
+}

@@ -1,0 +1,43 @@
+// What the destination receives: the app's headers minus hop-by-hop headers, minus every
+// `x-authproxy-*` header (they are instructions to this sidecar, such as x-authproxy-jit, or
+// identity claims that only an inbound sidecar may set), and minus whatever the app sent under the
+// header the route's token goes in; then the token, the request id, for absolute-form requests
+// the Host of the target, and the time left, which the forwarder fills in at each try:
+// `grpc-timeout` when the app sent one, and `x-authproxy-deadline` on mTLS hops (a peer sidecar
+// honours it; external destinations are not sent the sidecar's own headers).
+import type { IncomingMessage } from 'node:http';
+import { HOP_BY_HOP, connectionTokens } from '../http/hop-by-hop.ts';
+
+const OWNED_PREFIX = 'x-authproxy-';
+
+export interface DestinationHeaders {
+  headers: string[];
+  deadlineValueAt: number;
+  grpcTimeoutValueAt: number;
+}
+
+/**
+ * `tokenHeader` (lowercase) is removed from the app's headers and, when `tokenValue` is not
+ * null, set to it. `host` replaces the app's Host header when not null.
+ */
+export function destinationHeaders(req: IncomingMessage, host: string | null, tokenHeader: string | null, tokenValue: string | null,
+  requestId: string, toSidecar: boolean): DestinationHeaders {
+  const raw = req.rawHeaders;
+  const extraHop = connectionTokens(req.headers.connection);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || lower === 'x-request-id' || lower === 'grpc-timeout' || lower.startsWith(OWNED_PREFIX)
+      || lower === tokenHeader || (host !== null && lower === 'host') || (extraHop !== null && extraHop.has(lower))) continue;
+    out.push(name, raw[i + 1]!);
+  }
+  if (host !== null) out.push('host', host);
+  if (tokenHeader !== null && tokenValue !== null) out.push(tokenHeader, tokenValue);
+  out.push('x-request-id', requestId);
+  let grpcTimeoutValueAt = -1;
+  if (req.headers['grpc-timeout'] !== undefined) { out.push('grpc-timeout', ''); grpcTimeoutValueAt = out.length - 1; }
+  if (!toSidecar) return { headers: out, deadlineValueAt: -1, grpcTimeoutValueAt };
+  out.push('x-authproxy-deadline', '');
+  return { headers: out, deadlineValueAt: out.length - 1, grpcTimeoutValueAt };
+}

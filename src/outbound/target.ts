@@ -1,0 +1,78 @@
+// Where the app wants to go. Two request forms reach the outbound listener:
+//   absolute-form  `GET http://payments.example.com:8080/charge?x=1` (the app uses HTTP_PROXY);
+//                  the authority in the target wins over any Host header (RFC 9112 §3.2.2)
+//   origin-form    `GET /charge?x=1` with `Host: payments.example.com:8080`
+// The path and query are passed on exactly as sent: the destination, not the sidecar, interprets
+// them (outbound authorization is by host, not by path).
+import type { IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
+import { RequestRefused } from '../errors.ts';
+
+export interface OutboundTarget {
+  /** Lowercase host name without a trailing dot, or an IP literal (IPv6 without brackets). */
+  readonly host: string;
+  /** The port the app named, or null (80 for plaintext, 443 when TLS is originated). */
+  readonly port: number | null;
+  /** Origin-form path and query, as sent. */
+  readonly path: string;
+  /** `host[:port]` as the destination's Host header (set from the target for absolute-form). */
+  readonly authority: string;
+  /** The request came in absolute-form, so the Host header is rewritten to `authority`. */
+  readonly absolute: boolean;
+}
+
+const HOST_NAME = /^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$/;
+
+export function outboundTarget(req: IncomingMessage): OutboundTarget | RequestRefused {
+  const url = req.url ?? '';
+  if (url.startsWith('/')) {
+    const host = req.headers.host;
+    if (!host) return new RequestRefused('bad_request', 'origin-form request without a Host header: name the destination in Host, or send an absolute URL (HTTP_PROXY)');
+    return withAuthority(host, url, false);
+  }
+  const scheme = url.slice(0, 7).toLowerCase();
+  if (scheme !== 'http://') {
+    if (url.slice(0, 8).toLowerCase() === 'https://') {
+      return new RequestRefused('bad_request', 'send http:// URLs to the outbound listener; the sidecar originates TLS where the route says so');
+    }
+    return new RequestRefused('bad_request', 'the request target must be an absolute http:// URL or an origin-form path');
+  }
+  let end = 7;
+  while (end < url.length && url[end] !== '/' && url[end] !== '?' && url[end] !== '#') end++;
+  const rest = url.slice(end);
+  const path = rest === '' ? '/' : rest[0] === '?' ? `/${rest}` : rest;
+  return withAuthority(url.slice(7, end), path, true);
+}
+
+function withAuthority(authority: string, path: string, absolute: boolean): OutboundTarget | RequestRefused {
+  if (authority.includes('@')) return new RequestRefused('bad_request', 'credentials in the request URL are not forwarded; remove user:password@');
+  let host: string;
+  let portText = '';
+  if (authority.startsWith('[')) {
+    const close = authority.indexOf(']');
+    if (close === -1) return badHost();
+    host = authority.slice(1, close);
+    if (isIP(host) !== 6) return badHost();
+    const after = authority.slice(close + 1);
+    if (after !== '' && !after.startsWith(':')) return badHost();
+    portText = after.slice(1);
+    if (after !== '' && portText === '') return badHost();
+  } else {
+    const colon = authority.lastIndexOf(':');
+    host = colon === -1 ? authority : authority.slice(0, colon);
+    if (colon !== -1) { portText = authority.slice(colon + 1); if (portText === '') return badHost(); }
+    host = host.toLowerCase();
+    if (host.endsWith('.')) host = host.slice(0, -1);
+    if (isIP(host) === 0 && (host.length > 253 || !HOST_NAME.test(host))) return badHost();
+  }
+  let port: number | null = null;
+  if (portText !== '') {
+    if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) return badHost();
+    port = Number(portText);
+  }
+  return { host, port, path, authority, absolute };
+}
+
+function badHost(): RequestRefused {
+  return new RequestRefused('bad_request', 'the destination is not a valid host[:port]');
+}

@@ -1,0 +1,43 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openAuditLog } from '../../src/audit/writer.ts';
+import type { AuditRecord } from '../../src/audit/record.ts';
+import { ConfigError } from '../../src/errors.ts';
+
+const record = (i: number): AuditRecord => ({
+  time: '2026-11-23T00:00:00.000Z', requestId: `r${i}`, direction: 'inbound', event: 'request',
+  peer: { principal: 'spiffe://example.org/a', address: '127.0.0.1' }, method: 'GET', path: `/p/${i}`,
+  decision: 'allow', status: null, code: null, policy: 'p', rule: 'r', reason: 'ok', policyDigest: 'd', tls: 'mtls', boundary: null,
+});
+
+describe('audit log writer', () => {
+  it('writes every record as one JSON line, in order, across batches, and flushes on close', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'authproxy-audit-'));
+    try {
+      const log = await openAuditLog(join(dir, 'audit.log'));
+      // More than one 64 KiB batch in a single turn, then more after the first write started.
+      for (let i = 0; i < 1500; i++) log.write(record(i));
+      await new Promise((r) => setImmediate(r));
+      for (let i = 1500; i < 2000; i++) log.write(record(i));
+      await log.close();
+      const lines = (await readFile(join(dir, 'audit.log'), 'utf8')).trim().split('\n');
+      assert.equal(lines.length, 2000);
+      assert.deepEqual(lines.map((l) => (JSON.parse(l) as AuditRecord).requestId), Array.from({ length: 2000 }, (_, i) => `r${i}`));
+    } finally { await rm(dir, { recursive: true, force: true }); }
+  });
+
+  it('appends to an existing log instead of truncating it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'authproxy-audit-'));
+    try {
+      for (const i of [1, 2]) { const log = await openAuditLog(join(dir, 'audit.log')); log.write(record(i)); await log.close(); }
+      assert.equal((await readFile(join(dir, 'audit.log'), 'utf8')).trim().split('\n').length, 2);
+    } finally { await rm(dir, { recursive: true, force: true }); }
+  });
+
+  it('refuses a path it cannot open, naming the setting', async () => {
+    await assert.rejects(openAuditLog('/nonexistent-dir/audit.log'), (e: unknown) => e instanceof ConfigError && /auditLog/.test(e.message) && /ENOENT/.test(e.message));
+  });
+});

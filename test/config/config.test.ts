@@ -1,0 +1,75 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildConfig, readConfigFile } from '../../src/config/config.ts';
+import { parseRunFlags } from '../../src/config/flags.ts';
+import { parseListen, parseUpstream } from '../../src/config/address.ts';
+import { ConfigError } from '../../src/errors.ts';
+
+describe('configuration', () => {
+  it('uses the documented listener defaults', () => {
+    const c = buildConfig([{ upstream: 'http://127.0.0.1:3000', cert: 'a', key: 'b', ca: ['c'] }], '/srv');
+    assert.deepEqual(c.listen, { host: '0.0.0.0', port: 15443 });
+    assert.deepEqual(c.outboundListen, { host: '127.0.0.1', port: 15001 });
+    assert.deepEqual(c.adminListen, { host: '127.0.0.1', port: 15000 });
+    assert.equal(c.plaintextListen, null);
+    assert.equal(c.maxHeaderBytes, 65536);
+    assert.equal(c.dev, false);
+    assert.equal(c.cert, '/srv/a');
+    assert.ok(Object.isFrozen(c));
+  });
+
+  it('enters dev mode with no certificates given, binding the inbound listener to loopback', () => {
+    const c = buildConfig([{ upstream: 'http://127.0.0.1:3000' }], '/srv');
+    assert.equal(c.dev, true);
+    assert.equal(c.cert, '/srv/certs/workload.crt');
+    assert.deepEqual(c.ca, ['/srv/certs/ca.crt']);
+    assert.equal(c.listen.host, '127.0.0.1');
+  });
+
+  it('lets flags override the config file, and resolves file paths relative to the file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'authproxy-cfg-'));
+    try {
+      const file = join(dir, 'authproxy.yaml');
+      await writeFile(file, 'upstream: http://127.0.0.1:3000\ncert: tls/tls.crt\nkey: tls/tls.key\nca: [tls/ca.crt]\nmaxHeaderBytes: 128k\nlisten: 0.0.0.0:8443\n');
+      const flags = parseRunFlags(['--listen', '127.0.0.1:9443', '--ca', 'x.crt', '--ca', 'y.crt']);
+      const c = buildConfig([await readConfigFile(file), flags.raw], '/cwd');
+      assert.equal(c.cert, join(dir, 'tls/tls.crt'));
+      assert.deepEqual(c.ca, ['/cwd/x.crt', '/cwd/y.crt']);
+      assert.equal(c.maxHeaderBytes, 128 * 1024);
+      assert.deepEqual(c.listen, { host: '127.0.0.1', port: 9443 });
+    } finally { await rm(dir, { recursive: true, force: true }); }
+  });
+
+  it('refuses an unknown config-file key, naming it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'authproxy-cfg-'));
+    try {
+      await writeFile(join(dir, 'c.yaml'), 'upstream: http://127.0.0.1:1\nlisten_port: 1\n');
+      await assert.rejects(readConfigFile(join(dir, 'c.yaml')), (e: ConfigError) => e.field === 'listen_port' && /unknown setting/.test(e.message));
+    } finally { await rm(dir, { recursive: true, force: true }); }
+  });
+
+  it('refuses a missing upstream, partial certificates, and a bad client auth, naming the field', () => {
+    assert.throws(() => buildConfig([{}]), (e: ConfigError) => e.field === 'upstream');
+    assert.throws(() => buildConfig([{ upstream: 'http://127.0.0.1:1', cert: 'a' }]), (e: ConfigError) => e.field === 'key');
+    assert.throws(() => buildConfig([{ upstream: 'http://127.0.0.1:1', clientAuth: 'password' }]), (e: ConfigError) => e.field === 'clientAuth');
+  });
+
+  it('refuses an unknown flag', () => {
+    assert.throws(() => parseRunFlags(['--upstrem', 'x']), ConfigError);
+  });
+
+  it('parses listen addresses and upstream targets', () => {
+    assert.deepEqual(parseListen(':8080', 'listen'), { host: '0.0.0.0', port: 8080 });
+    assert.deepEqual(parseListen('[::1]:15443', 'listen'), { host: '::1', port: 15443 });
+    assert.throws(() => parseListen('localhost', 'listen'), ConfigError);
+    assert.throws(() => parseListen('a:70000', 'listen'), ConfigError);
+    assert.deepEqual(parseUpstream('unix:/run/app.sock'), { kind: 'unix', socketPath: '/run/app.sock', display: 'unix:/run/app.sock' });
+    assert.equal(parseUpstream('http://127.0.0.1:3000').kind, 'tcp');
+    assert.throws(() => parseUpstream('https://app:443'), ConfigError);
+    assert.throws(() => parseUpstream('http://app:3000/base'), ConfigError);
+    assert.throws(() => parseUpstream('unix:relative.sock'), ConfigError);
+  });
+});

@@ -1,0 +1,123 @@
+// Process lifecycle: readiness, graceful drain on SIGTERM, configuration errors, and dev mode's
+// promise that a newcomer's first curl works.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, cp, stat, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFile, spawn } from 'node:child_process';
+import { makePki } from '../support/pki.ts';
+import { startApp } from '../support/app.ts';
+import { startSidecar, REPO, BIN } from '../support/sidecar.ts';
+import { httpsGet } from '../support/clients.ts';
+
+async function waitUntil(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('lifecycle', () => {
+  it('with no AuthorizationPolicy loaded, warns at start-up and allows every trusted peer', async () => {
+    const pki = await makePki(); const app = await startApp();
+    const s = await startSidecar(['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
+      '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0']);
+    try {
+      assert.match(s.stderr(), /"level":"warn","msg":"no AuthorizationPolicy loaded: every peer with a trusted certificate is allowed"/);
+      assert.equal((await httpsGet(s.inboundPort, '/anything', pki.ca, pki.clients.shop)).status, 200);
+      assert.equal((await httpsGet(s.inboundPort, '/else', pki.ca, pki.clients.dnsOnly)).status, 200);
+    } finally { await s.stop(); await app.close(); await pki.cleanup(); }
+  });
+
+  it('on SIGTERM turns unready, finishes the in-flight request, then exits 0', async () => {
+    const pki = await makePki(); const app = await startApp();
+    const s = await startSidecar(['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
+      '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0']);
+    try {
+      const slow = httpsGet(s.inboundPort, '/slow', pki.ca, pki.clients.billing);
+      await new Promise((r) => setTimeout(r, 200));
+      s.proc.kill('SIGTERM');
+      await s.waitForLog('draining');
+      const ready = await fetch(`http://127.0.0.1:${s.adminPort}/readyz`).then((r) => r.status, () => 0);
+      assert.equal(ready, 503);
+      const r = await slow;
+      assert.equal(r.status, 200);
+      assert.equal(r.body, 'slow done');
+      assert.equal(await s.exited(), 0);
+    } finally { await s.stop(); await app.close(); await pki.cleanup(); }
+  });
+
+  it('on SIGTERM during concurrent traffic, completes every in-flight request', async () => {
+    const pki = await makePki(); const app = await startApp();
+    const s = await startSidecar(['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
+      '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0']);
+    try {
+      const inFlight = Array.from({ length: 12 }, (_, i) => httpsGet(s.inboundPort, `/slow/${i}`, pki.ca, pki.clients.billing));
+      await waitUntil(() => app.seen.filter((x) => x.url.startsWith('/slow/')).length === 12);
+      s.proc.kill('SIGTERM');
+      const replies = await Promise.all(inFlight);
+      assert.deepEqual(replies.map((r) => r.status), Array(12).fill(200));
+      assert.equal(await s.exited(), 0);
+    } finally { await s.stop(); await app.close(); await pki.cleanup(); }
+  });
+
+  it('cuts requests still running when the drain timeout ends, then exits', async () => {
+    const pki = await makePki();
+    const app = await startApp({ handler: (req) => { if (req.url === '/forever') { req.resume(); return true; } return false; } });
+    const s = await startSidecar(['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
+      '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--drain-timeout', '300ms']);
+    try {
+      const stuck = httpsGet(s.inboundPort, '/forever', pki.ca, pki.clients.billing).then(() => 'answered', () => 'cut');
+      await waitUntil(() => app.seen.some((x) => x.url === '/forever'));
+      const started = Date.now();
+      s.proc.kill('SIGTERM');
+      assert.equal(await s.exited(), 0);
+      assert.ok(Date.now() - started < 3000, 'exited soon after the 300 ms grace period');
+      assert.equal(await stuck, 'cut');
+    } finally { await s.stop(); await app.close(); await pki.cleanup(); }
+  });
+
+  it('refuses to start with a clear message when --cert is given without --key and --ca', async () => {
+    const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile(process.execPath, [BIN, '--upstream', 'http://127.0.0.1:3000', '--cert', 'x.crt'], { cwd: REPO }, (e, _o, stderr) =>
+        resolve({ code: e ? Number(e.code) : 0, stderr }));
+    });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--cert, --key and --ca go together \(missing: key, ca\)/);
+  });
+
+  it('refuses to start when the key does not match the certificate, naming the file', async () => {
+    const pki = await makePki();
+    try {
+      const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
+        execFile(process.execPath, [BIN, '--upstream', 'http://127.0.0.1:3000', '--cert', pki.server.cert, '--key', pki.clients.billing.key, '--ca', pki.ca,
+          '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], { cwd: REPO }, (e, _o, stderr) => resolve({ code: e ? Number(e.code) : 0, stderr }));
+      });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /billing\.key: private key does not match the certificate/);
+      assert.doesNotMatch(r.stderr, /PRIVATE KEY/);
+    } finally { await pki.cleanup(); }
+  });
+
+  it('dev mode generates certificates, loads ./policies and prints a curl command that works as printed', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'authproxy-dev-'));
+    await cp(join(REPO, 'policies'), join(cwd, 'policies'), { recursive: true });
+    const app = await startApp();
+    const s = await startSidecar(['--upstream', app.upstream, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], { cwd });
+    try {
+      const files = await readdir(join(cwd, 'certs'));
+      for (const f of ['ca.crt', 'workload.crt', 'workload.key', 'client.crt', 'client.key']) assert.ok(files.includes(f), `${f} generated`);
+      assert.equal((await stat(join(cwd, 'certs', 'workload.key'))).mode & 0o077, 0, 'keys are private to the user');
+      const command = (await s.waitForStdout(/^\s+(curl .*)$/m))[1]!;
+      const out = await new Promise<{ code: number; stdout: string }>((resolve) => {
+        const p = spawn('sh', ['-c', `${command} --silent --show-error --max-time 10`], { cwd });
+        let stdout = ''; p.stdout.on('data', (d: Buffer) => { stdout += String(d); });
+        p.on('exit', (code) => resolve({ code: code ?? -1, stdout }));
+      });
+      assert.equal(out.code, 0);
+      assert.equal((JSON.parse(out.stdout) as { headers: Record<string, string> }).headers['x-authproxy-principal'], 'spiffe://example.org/ns/dev/sa/curl');
+    } finally { await s.stop(); await app.close(); await rm(cwd, { recursive: true, force: true }); }
+  });
+});

@@ -1,0 +1,129 @@
+// Certificates and policies reload live under continuous traffic: good versions take effect,
+// broken ones are refused and the running version stays, and no request fails along the way.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Agent } from 'node:https';
+import { connect } from 'node:tls';
+import { writeFile, rename, rm, mkdtemp, copyFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { makePki, SERVER_ID, type TestPki } from '../support/pki.ts';
+import { startApp, type TestApp } from '../support/app.ts';
+import { startSidecar, type Sidecar } from '../support/sidecar.ts';
+import { TEST_POLICY } from '../support/policy-dir.ts';
+import { httpsGet, tlsOptions } from '../support/clients.ts';
+
+/** Replace a file the way Kubernetes and cert-manager do: write aside, then rename over. */
+async function atomicWrite(path: string, data: string): Promise<void> {
+  await writeFile(`${path}.tmp`, data);
+  await rename(`${path}.tmp`, path);
+}
+
+describe('live reload under traffic', () => {
+  let pki: TestPki; let app: TestApp; let sidecar: Sidecar; let dir: string; let cert: string; let key: string; let policies: string;
+
+  before(async () => {
+    pki = await makePki();
+    app = await startApp();
+    dir = await mkdtemp(join(tmpdir(), 'authproxy-reload-'));
+    cert = join(dir, 'tls.crt'); key = join(dir, 'tls.key');
+    await copyFile(pki.server.cert, cert); await copyFile(pki.server.key, key);
+    policies = join(dir, 'policies');
+    await import('node:fs/promises').then((fs) => fs.mkdir(policies));
+    await writeFile(join(policies, 'orders.yaml'), TEST_POLICY);
+    sidecar = await startSidecar(['--upstream', app.upstream, '--cert', cert, '--key', key, '--ca', pki.ca, '--policies', policies,
+      '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--reload-interval', '300ms']);
+  });
+  after(async () => {
+    await sidecar?.stop(); await app?.close(); await pki?.cleanup();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** The serial of the certificate a brand-new connection is served. */
+  const servedSerial = (): Promise<string> => new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port: sidecar.inboundPort, ...tlsOptions(pki.ca, pki.clients.billing) }, () => {
+      resolve(s.getPeerX509Certificate()!.serialNumber); s.end();
+    });
+    s.on('error', reject);
+  });
+
+  it('rotates certificates and policies, refuses broken ones, and fails no request meanwhile', async () => {
+    const failures: string[] = [];
+    let ok = 0;
+    let running = true;
+    const keepAlive = new Agent({ keepAlive: true, maxSockets: 2 });
+    // Two clients in a loop: one over kept-alive connections, one opening a new connection each time.
+    const loop = async (agent: Agent | undefined): Promise<void> => {
+      while (running) {
+        try {
+          const r = await httpsGet(sidecar.inboundPort, '/orders', pki.ca, pki.clients.billing, agent ? { agent } : {});
+          if (r.status === 200) ok++; else failures.push(`status ${r.status}: ${r.body}`);
+        } catch (e) { failures.push((e as Error).message); }
+      }
+    };
+    const loops = [loop(keepAlive), loop(undefined)];
+
+    const original = await servedSerial();
+    assert.equal(original, new X509Certificate(readFileSync(pki.server.cert)).serialNumber);
+
+    // 1. A good rotation is picked up for new connections.
+    const next = await pki.issue('server-2', { spiffeId: SERVER_ID, dnsNames: ['localhost'] });
+    await atomicWrite(key, readFileSync(next.key, 'utf8'));
+    await atomicWrite(cert, readFileSync(next.cert, 'utf8'));
+    const rotated = new X509Certificate(readFileSync(next.cert)).serialNumber;
+    await waitFor(async () => (await servedSerial()) === rotated, 'rotated certificate served');
+
+    // Each refusal step waits for one more refusal line than it saw before, never for an old one.
+    const count = (re: RegExp): number => (sidecar.stderr().match(re) ?? []).length;
+    const certRefusals = /refused new certificate files; keeping the running certificate/g;
+
+    // 2. A broken certificate is refused; the rotated one stays.
+    let seen = count(certRefusals);
+    await atomicWrite(cert, '-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n');
+    await waitFor(() => count(certRefusals) > seen, 'broken certificate refused');
+    assert.match(sidecar.stderr(), /does not parse/);
+    assert.equal(await servedSerial(), rotated);
+
+    // 3. A key that does not match is refused too.
+    await atomicWrite(cert, readFileSync(next.cert, 'utf8'));
+    await waitFor(async () => (await servedSerial()) === rotated, 'good certificate back');
+    seen = count(certRefusals);
+    await atomicWrite(key, readFileSync(pki.clients.shop.key, 'utf8'));
+    await waitFor(() => count(certRefusals) > seen, 'mismatched key refused');
+    assert.match(sidecar.stderr(), /private key does not match the certificate/);
+    assert.equal(await servedSerial(), rotated);
+    await atomicWrite(key, readFileSync(next.key, 'utf8'));
+
+    // 4. A new policy set takes effect: shop loses access to /orders.
+    assert.equal((await httpsGet(sidecar.inboundPort, '/orders', pki.ca, pki.clients.shop)).status, 200);
+    await atomicWrite(join(policies, 'orders.yaml'), TEST_POLICY.replace(/ {4}- name: shop-reads-orders[\s\S]*?paths: \["\/orders", "\/orders\/\*"\] }\]\n/, ''));
+    await waitFor(async () => (await httpsGet(sidecar.inboundPort, '/orders', pki.ca, pki.clients.shop)).status === 403, 'new policy in force');
+
+    // 5. A broken policy set is refused whole; the previous set stays in force.
+    const policyRefusals = /refused new policy set; keeping the running one/g;
+    seen = count(policyRefusals);
+    await atomicWrite(join(policies, 'orders.yaml'), 'apiVersion: authproxy.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: orders }\nspec:\n  rules:\n    - name: x\n      action: maybe\n');
+    await waitFor(() => count(policyRefusals) > seen, 'broken policy set refused');
+    assert.equal((await httpsGet(sidecar.inboundPort, '/orders', pki.ca, pki.clients.shop)).status, 403);
+
+    running = false;
+    await Promise.all(loops);
+    keepAlive.destroy();
+    assert.deepEqual(failures, []);
+    assert.ok(ok > 20, `traffic kept flowing (${ok} requests)`);
+    const metrics = await (await fetch(`http://127.0.0.1:${sidecar.adminPort}/metrics`)).text();
+    assert.match(metrics, /authproxy_reloads_total\{kind="certificate",result="refused"\} [1-9]/);
+    assert.match(metrics, /authproxy_reloads_total\{kind="policy",result="ok"\} [1-9]/);
+  });
+});
+
+async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`timed out waiting for: ${what}`);
+}

@@ -1,0 +1,259 @@
+// The outbound path end to end: the real CLI as the sidecar, the real dev issuer as its own
+// process over HTTPS (tls_client_auth with the workload certificate), a recording app as the
+// destination, and HTTP_PROXY-style clients (Node's http with absolute-form targets, and curl -x).
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'node:net';
+import { decodeJwt } from 'jose';
+import { makePki, SERVER_ID, type TestPki } from '../support/pki.ts';
+import { startApp, type TestApp } from '../support/app.ts';
+import { startSidecar, type Sidecar } from '../support/sidecar.ts';
+import { policyDir } from '../support/policy-dir.ts';
+import { curl } from '../support/clients.ts';
+import { startIssuerProcess, viaProxy, echoed, bearer, type IssuerProcess } from '../tokens/support.ts';
+
+const ROUTES = `apiVersion: authproxy.dev/v1
+kind: OutboundRoute
+metadata: { name: payments }
+spec:
+  hosts: ["127.0.0.1"]
+  token: { audience: "api://payments", scopes: ["payments.charge"] }
+  tls: none
+---
+apiVersion: authproxy.dev/v1
+kind: TrustBoundary
+metadata: { name: loopback }
+spec:
+  cidrs: ["127.0.0.0/8"]
+  hosts: ["localhost"]
+`;
+
+const CLIENTS = `clients:
+  orders:
+    auth: tls_client_auth
+    spiffeId: ${SERVER_ID}
+    audiences:
+      api://payments:
+        scopes: [payments.charge]
+        roles: [Payments.Writer]
+`;
+
+async function issuerFor(pki: TestPki, work: string, extra: string[] = []): Promise<IssuerProcess> {
+  const pair = await pki.issue('issuer', { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  await writeFile(join(work, 'clients.yaml'), CLIENTS);
+  return startIssuerProcess(['--clients', join(work, 'clients.yaml'), '--cert', pair.cert, '--key', pair.key, '--ca', pki.ca, ...extra], pki.caPair.certPem);
+}
+
+function sidecarArgs(pki: TestPki, app: TestApp, policies: string, issuer: IssuerProcess, extra: string[] = []): string[] {
+  return ['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca, '--policies', policies,
+    '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--issuer', issuer.url, '--client-id', 'orders', ...extra];
+}
+
+describe('outbound path with the real issuer', () => {
+  let pki: TestPki; let app: TestApp; let policies: string; let work: string; let audit: string;
+  let issuer: IssuerProcess; let sidecar: Sidecar;
+  const tokensSeen = new Set<string>();
+
+  before(async () => {
+    pki = await makePki();
+    app = await startApp();
+    work = await mkdtemp(join(tmpdir(), 'authproxy-outbound-'));
+    audit = join(work, 'audit.log');
+    policies = await policyDir({ 'routes.yaml': ROUTES });
+    issuer = await issuerFor(pki, work);
+    sidecar = await startSidecar(sidecarArgs(pki, app, policies, issuer, ['--audit-log', audit, '--max-header-bytes', '16k']));
+  });
+  after(async () => {
+    await sidecar?.stop();
+    await issuer?.stop();
+    await app?.close();
+    await pki?.cleanup();
+    await rm(policies, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
+  });
+
+  const appUrl = (path: string, host = '127.0.0.1'): string => `http://${host}:${new URL(app.upstream).port}${path}`;
+  /** The audit record matching `pred`; the log is written asynchronously, so wait for it a little. */
+  const auditLine = async (pred: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown> | undefined> => {
+    for (let i = 0; i < 40; i++) {
+      const text = await readFile(audit, 'utf8');
+      const found = text.trim().split('\n').filter((l) => l.endsWith('}')).map((l) => JSON.parse(l) as Record<string, unknown>).find(pred);
+      if (found) return found;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return undefined;
+  };
+
+  it('500 concurrent requests through the outbound listener make one token request, and every request carries that token', async () => {
+    assert.equal(issuer.issued(), 0);
+    const replies = await Promise.all(Array.from({ length: 500 }, (_, i) => viaProxy(sidecar.outboundPort, appUrl(`/orders/${i}`), {
+      headers: { authorization: 'Bearer made-up-by-the-app', 'x-authproxy-principal': 'spiffe://evil/sa/root', 'X-Authproxy-Claims': '{}' },
+    })));
+    assert.deepEqual([...new Set(replies.map((r) => r.status))], [200]);
+    assert.equal(issuer.issued(), 1, 'exactly one token request reached the issuer');
+    const tokens = new Set(replies.map((r) => bearer(echoed(r).headers)));
+    assert.equal(tokens.size, 1);
+    const token = [...tokens][0]!;
+    tokensSeen.add(token);
+    const claims = decodeJwt(token);
+    assert.equal(claims.aud, 'api://payments');
+    assert.equal(claims.client_id, 'orders');
+    assert.equal(claims.scope, 'payments.charge');
+    for (const r of replies) {
+      const h = echoed(r).headers;
+      assert.equal(h['x-authproxy-principal'], undefined, 'x-authproxy-* from the app never leave the pod');
+      assert.equal(h['x-authproxy-claims'], undefined);
+      assert.match(h['x-request-id']!, /^[0-9a-f-]{36}$/);
+    }
+    const metrics = await (await fetch(`http://127.0.0.1:${sidecar.adminPort}/metrics`)).text();
+    assert.match(metrics, /authproxy_token_cache_total\{event="fetch"\} 1\n/);
+    assert.match(metrics, /authproxy_requests_total\{direction="outbound",decision="allow",status="200"\} 500/);
+  });
+
+  it('curl -x (absolute-form) and a Host-addressed origin-form request both get the token', async () => {
+    const c = await curl(['-x', `http://127.0.0.1:${sidecar.outboundPort}`, appUrl('/via-curl?q=1')]);
+    assert.equal(c.code, 0, c.stderr);
+    const seen = JSON.parse(c.stdout) as { url: string; headers: Record<string, string> };
+    assert.equal(seen.url, '/via-curl?q=1');
+    assert.ok(tokensSeen.has(bearer(seen.headers)), 'the cached token, not a new one');
+    const o = await viaProxy(sidecar.outboundPort, appUrl('/by-host'), { originForm: true });
+    assert.equal(o.status, 200);
+    assert.ok(tokensSeen.has(bearer(echoed(o).headers)));
+    assert.equal(issuer.issued(), 1);
+  });
+
+  it('an unrouted host passes through without a token, with the app\'s own Authorization untouched', async () => {
+    const r = await viaProxy(sidecar.outboundPort, appUrl('/unrouted', 'localhost'), { headers: { authorization: 'Basic YXBwOmFwcA==', 'x-authproxy-anything': '1' } });
+    assert.equal(r.status, 200);
+    const h = echoed(r).headers;
+    assert.equal(h.authorization, 'Basic YXBwOmFwcA==');
+    assert.equal(h['x-authproxy-anything'], undefined);
+    const line = await auditLine((l) => l.path === '/unrouted');
+    assert.equal(line?.direction, 'outbound');
+    assert.equal(line?.decision, 'allow');
+    assert.equal(line?.policy, null);
+    assert.match(String(line?.reason), /no OutboundRoute for localhost: passed through without a token/);
+  });
+
+  it('a routed request is audited with the route, the audience and the transport, and no query string', async () => {
+    await viaProxy(sidecar.outboundPort, appUrl('/audited?secret=1'));
+    const line = await auditLine((l) => l.path === '/audited');
+    assert.ok(line, 'audited without its query');
+    assert.equal(line.policy, 'payments');
+    assert.equal(line.tls, 'plaintext');
+    assert.equal((line.peer as { address: string }).address, `127.0.0.1:${new URL(app.upstream).port}`);
+    assert.match(String(line.reason), /routed by OutboundRoute payments: token for api:\/\/payments with scopes payments.charge/);
+  });
+
+  it('x-authproxy-jit with an approval gets a token for that approval only, cached under it', async () => {
+    const approval = await issuer.approve('orders', 'Payments.Refunder', 60_000);
+    const before = issuer.issued();
+    const r1 = await viaProxy(sidecar.outboundPort, appUrl('/refund'), { headers: { 'x-authproxy-jit': approval } });
+    assert.equal(r1.status, 200);
+    const jitToken = bearer(echoed(r1).headers);
+    tokensSeen.add(jitToken);
+    const claims = decodeJwt(jitToken);
+    assert.equal(claims.approval, approval);
+    assert.ok((claims.roles as string[]).includes('Payments.Refunder'));
+    assert.equal(echoed(r1).headers['x-authproxy-jit'], undefined, 'the approval header is the sidecar\'s, not the destination\'s');
+    const r2 = await viaProxy(sidecar.outboundPort, appUrl('/refund'), { headers: { 'x-authproxy-jit': approval } });
+    assert.equal(bearer(echoed(r2).headers), jitToken, 'the same approval reuses its token');
+    const plain = await viaProxy(sidecar.outboundPort, appUrl('/plain'));
+    assert.notEqual(bearer(echoed(plain).headers), jitToken, 'a request without the approval never gets the JIT token');
+    assert.equal(issuer.issued(), before + 1);
+  });
+
+  it('an unknown or expired approval is refused with 503 token_unavailable and the request never leaves', async () => {
+    const arrivals = app.seen.length;
+    const unknown = await viaProxy(sidecar.outboundPort, appUrl('/refund'), { headers: { 'x-authproxy-jit': 'apv_unknown' } });
+    assert.equal(unknown.status, 503);
+    const body = JSON.parse(unknown.body) as { error: string; message: string };
+    assert.equal(body.error, 'token_unavailable');
+    assert.match(body.message, /invalid_grant \(approval is unknown\)/);
+    const short = await issuer.approve('orders', 'Payments.Refunder', 1000);
+    await new Promise((r) => setTimeout(r, 1100));
+    const expired = await viaProxy(sidecar.outboundPort, appUrl('/refund'), { headers: { 'x-authproxy-jit': short } });
+    assert.equal(expired.status, 503);
+    assert.match((JSON.parse(expired.body) as { message: string }).message, /approval expired/);
+    assert.equal(app.seen.length, arrivals, 'refused requests never reached the destination');
+  });
+
+  it('x-authproxy-jit on a host without a token route is refused with 400', async () => {
+    const r = await viaProxy(sidecar.outboundPort, appUrl('/x', 'localhost'), { headers: { 'x-authproxy-jit': 'apv_x' } });
+    assert.equal(r.status, 400);
+    assert.match(r.body, /no OutboundRoute with a token covers localhost/);
+  });
+
+  it('headers over the limit get 431 naming the limit and the flag; the token added by the sidecar does not count', async () => {
+    const big = await viaProxy(sidecar.outboundPort, appUrl('/big'), { headers: { 'x-big': 'a'.repeat(17 * 1024) } });
+    assert.equal(big.status, 431);
+    const body = JSON.parse(big.body) as { error: string; message: string };
+    assert.equal(body.error, 'headers_too_large');
+    assert.match(body.message, /16384 bytes \(--max-header-bytes\)/);
+    const fits = await viaProxy(sidecar.outboundPort, appUrl('/fits'), { headers: { 'x-big': 'a'.repeat(15 * 1024) } });
+    assert.equal(fits.status, 200);
+    assert.ok(tokensSeen.has(bearer(echoed(fits).headers)));
+  });
+
+  it('CONNECT tunnels are refused with 400 and a message saying to send http:// URLs', async () => {
+    const raw = await new Promise<string>((resolve, reject) => {
+      const s = connect(sidecar.outboundPort, '127.0.0.1', () => s.write('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n'));
+      let out = '';
+      s.setEncoding('utf8').on('data', (d: string) => { out += d; }).on('end', () => resolve(out)).on('error', reject);
+    });
+    assert.match(raw, /^HTTP\/1\.1 400/);
+    assert.match(raw, /send http:\/\/ URLs/);
+  });
+
+  it('a request addressed to the outbound listener itself is refused instead of looping', async () => {
+    const r = await viaProxy(sidecar.outboundPort, `http://127.0.0.1:${sidecar.outboundPort}/loop`);
+    assert.equal(r.status, 400);
+    assert.match(r.body, /outbound listener itself/);
+  });
+
+  it('no issued token appears in the sidecar\'s stdout, stderr or audit log, nor in the issuer\'s log', async () => {
+    assert.ok(tokensSeen.size >= 2);
+    const logs = [sidecar.stdout(), sidecar.stderr(), await readFile(audit, 'utf8'), issuer.stderr()];
+    for (const token of tokensSeen) {
+      // The signature alone is what makes a token usable: it must not appear anywhere either.
+      const signature = token.split('.')[2]!;
+      for (const text of logs) {
+        assert.ok(!text.includes(token) && !text.includes(signature), 'a token leaked into a log');
+      }
+    }
+  });
+});
+
+describe('outbound with unrouted hosts refused', () => {
+  let pki: TestPki; let app: TestApp; let policies: string; let work: string; let issuer: IssuerProcess; let sidecar: Sidecar;
+  before(async () => {
+    pki = await makePki();
+    app = await startApp();
+    work = await mkdtemp(join(tmpdir(), 'authproxy-outbound-'));
+    policies = await policyDir({ 'routes.yaml': ROUTES });
+    issuer = await issuerFor(pki, work);
+    sidecar = await startSidecar(sidecarArgs(pki, app, policies, issuer, ['--outbound-unrouted', 'deny']));
+  });
+  after(async () => {
+    await sidecar?.stop();
+    await issuer?.stop();
+    await app?.close();
+    await pki?.cleanup();
+    await rm(policies, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('refuses a host no OutboundRoute names with 403 no_route, and still sends routed requests', async () => {
+    const port = new URL(app.upstream).port;
+    const denied = await viaProxy(sidecar.outboundPort, `http://localhost:${port}/x`);
+    assert.equal(denied.status, 403);
+    assert.equal((JSON.parse(denied.body) as { error: string }).error, 'no_route');
+    assert.equal(app.seen.length, 0);
+    const ok = await viaProxy(sidecar.outboundPort, `http://127.0.0.1:${port}/y`);
+    assert.equal(ok.status, 200);
+    assert.ok(bearer(echoed(ok).headers).length > 100);
+  });
+});

@@ -1,0 +1,105 @@
+// Token lifetime end to end, with the real issuer issuing 4-second tokens: the sidecar refreshes
+// ahead of expiry while requests keep flowing, and when the issuer stops it keeps sending the
+// cached token until that token's expiry (minus the clock skew), then refuses with 503.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeJwt } from 'jose';
+import { makePki, type TestPki } from '../support/pki.ts';
+import { startApp, type TestApp } from '../support/app.ts';
+import { startSidecar, type Sidecar } from '../support/sidecar.ts';
+import { policyDir } from '../support/policy-dir.ts';
+import { startIssuerProcess, viaProxy, echoed, bearer, type IssuerProcess } from '../tokens/support.ts';
+
+const ROUTES = `apiVersion: authproxy.dev/v1
+kind: OutboundRoute
+metadata: { name: payments }
+spec:
+  hosts: ["127.0.0.1"]
+  token: { audience: "api://payments" }
+  tls: none
+---
+apiVersion: authproxy.dev/v1
+kind: TrustBoundary
+metadata: { name: loopback }
+spec: { cidrs: ["127.0.0.0/8"] }
+`;
+
+interface Sample { at: number; status: number; token: string; code: string | null }
+
+describe('token refresh ahead and issuer outage', () => {
+  let pki: TestPki; let app: TestApp; let policies: string; let work: string; let issuer: IssuerProcess; let sidecar: Sidecar;
+
+  before(async () => {
+    pki = await makePki();
+    app = await startApp();
+    work = await mkdtemp(join(tmpdir(), 'authproxy-refresh-'));
+    policies = await policyDir({ 'routes.yaml': ROUTES });
+    await writeFile(join(work, 'clients.yaml'), `clients:\n  orders:\n    auth: private_key_jwt\n    certificate: ${pki.server.cert}\n    audiences:\n      api://payments: {}\n`);
+    issuer = await startIssuerProcess(['--clients', join(work, 'clients.yaml'), '--token-ttl', '4s']);
+    sidecar = await startSidecar(['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
+      '--policies', policies, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0',
+      '--issuer', issuer.url, '--client-id', 'orders', '--client-auth', 'private_key_jwt',
+      '--token-refresh-fraction', '0.5', '--clock-skew', '1s']);
+  });
+  after(async () => {
+    await sidecar?.stop();
+    await issuer?.stop();
+    await app?.close();
+    await pki?.cleanup();
+    await rm(policies, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
+  });
+
+  const url = (): string => `http://127.0.0.1:${new URL(app.upstream).port}/pay`;
+  const sample = async (): Promise<Sample> => {
+    const at = Date.now();
+    const r = await viaProxy(sidecar.outboundPort, url());
+    return r.status === 200
+      ? { at, status: 200, token: bearer(echoed(r).headers), code: null }
+      : { at, status: r.status, token: '', code: (JSON.parse(r.body) as { error: string }).error };
+  };
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  let second = '';
+
+  it('refreshes the token ahead of its expiry while requests keep being served with the old one', async () => {
+    const samples: Sample[] = [await sample()];
+    const first = samples[0]!.token;
+    assert.ok(first);
+    while (samples.at(-1)!.token === first && Date.now() - samples[0]!.at < 6000) { await sleep(100); samples.push(await sample()); }
+    assert.ok(samples.every((s) => s.status === 200), 'no request failed or waited out a refresh');
+    second = samples.at(-1)!.token;
+    assert.notEqual(second, first, 'a new token arrived');
+    assert.equal(issuer.issued(), 2);
+    const a = decodeJwt(first); const b = decodeJwt(second);
+    assert.equal(a.exp! - a.iat!, 4);
+    // Refreshed at about half the lifetime: well before the first token expired.
+    assert.ok(b.iat! <= a.exp! - 2, `refreshed at iat ${b.iat}, first token expires at ${a.exp}`);
+    assert.ok(samples.filter((s) => s.token === first).length >= 10, 'the first token was served up to the refresh');
+    await sidecar.waitForLog(/token obtained/);
+  });
+
+  it('with the issuer stopped the cached token is used until expiry minus skew, then 503 token_unavailable', async () => {
+    await issuer.stop();
+    const exp = decodeJwt(second).exp! * 1000;
+    const arrivalsAtStop = app.seen.length;
+    const samples: Sample[] = [];
+    while (Date.now() < exp + 1500) { samples.push(await sample()); await sleep(100); }
+    const ok = samples.filter((s) => s.status === 200);
+    const refused = samples.filter((s) => s.status !== 200);
+    assert.ok(ok.length >= 5, 'the cached token kept working during the outage');
+    assert.ok(ok.every((s) => s.token === second));
+    assert.ok(ok.every((s) => s.at < exp - 1000 + 100), 'never sent past expiry minus the 1 s clock skew');
+    assert.ok(ok.some((s) => s.at >= exp - 2000), 'served past its refresh point, through failed refreshes');
+    assert.ok(refused.length >= 5, 'then refused');
+    assert.ok(refused.every((s) => s.status === 503 && s.code === 'token_unavailable'));
+    const firstRefusal = samples.indexOf(refused[0]!);
+    assert.ok(samples.slice(firstRefusal).every((s) => s.status === 503), 'once expired, never served again');
+    assert.equal(app.seen.length, arrivalsAtStop + ok.length, 'refused requests never left the pod');
+    const metrics = await (await fetch(`http://127.0.0.1:${sidecar.adminPort}/metrics`)).text();
+    assert.match(metrics, /authproxy_token_cache_total\{event="fetch_failed"\} [1-9]/);
+    await sidecar.waitForLog(/token request failed/);
+  });
+});

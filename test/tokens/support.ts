@@ -1,0 +1,92 @@
+// Shared by the token and outbound end-to-end tests: the dev issuer as its own process (so the
+// test counts token requests at the issuer, from its log), requests through the outbound
+// listener the way HTTP_PROXY clients send them, and JIT approvals through the issuer's channel.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { request as httpRequest, type Agent as HttpAgent, type IncomingHttpHeaders } from 'node:http';
+import { Agent, request } from 'undici';
+import { BIN, REPO } from '../support/sidecar.ts';
+
+export interface IssuerProcess {
+  proc: ChildProcess;
+  url: string;
+  stderr(): string;
+  /** Tokens the issuer reports having issued so far. */
+  issued(): number;
+  /** Resolves once the issuer has issued `n` tokens in all. */
+  waitForIssued(n: number, timeoutMs?: number): Promise<void>;
+  approve(client: string, role: string, forMs: number, audience?: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** `caPem`: the CA an HTTPS issuer's certificate chains to (for the approvals channel). */
+export async function startIssuerProcess(args: string[], caPem?: string): Promise<IssuerProcess> {
+  const proc = spawn(process.execPath, [BIN, 'issuer', '--listen', '127.0.0.1:0', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = ''; let err = '';
+  const waiters: Array<() => void> = [];
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; for (const w of waiters) w(); });
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; for (const w of waiters) w(); });
+  const until = (cond: () => boolean, what: string, timeoutMs = 15_000): Promise<void> => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`issuer: no ${what} within ${timeoutMs}ms; stderr:\n${err}\nstdout:\n${out}`)), timeoutMs);
+    const check = (): void => { if (cond()) { clearTimeout(timer); resolve(); } };
+    waiters.push(check);
+    proc.once('exit', () => { if (!cond()) { clearTimeout(timer); reject(new Error(`issuer exited (${proc.exitCode}): ${err}`)); } });
+    check();
+  });
+  await until(() => /authproxy issuer: (\S+)/.test(out), 'start-up banner');
+  const url = /authproxy issuer: (\S+)/.exec(out)![1]!;
+  const dispatcher = caPem ? new Agent({ connect: { ca: caPem } }) : undefined;
+  const issued = (): number => err.split('\n').filter((l) => l.includes('"msg":"issuer: token issued"')).length;
+  return {
+    proc, url, stderr: () => err, issued,
+    waitForIssued: (n, timeoutMs) => until(() => issued() >= n, `${n} issued tokens`, timeoutMs),
+    async approve(client, role, forMs, audience) {
+      const res = await request(`${url}/admin/approvals`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ client, role, forMs, ...(audience ? { audience } : {}) }),
+        ...(dispatcher ? { dispatcher } : {}),
+      });
+      const body = await res.body.json() as { id: string };
+      if (res.statusCode !== 201) throw new Error(`approval refused: ${JSON.stringify(body)}`);
+      return body.id;
+    },
+    async stop() {
+      await dispatcher?.close();
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGTERM');
+      await once(proc, 'exit');
+    },
+  };
+}
+
+export interface ProxyReply { status: number; headers: IncomingHttpHeaders; body: string }
+
+/**
+ * A request through the outbound listener: absolute-form target (`http://host:port/path`), as an
+ * HTTP_PROXY-aware client sends it, or origin-form with `Host` when `originForm` is set.
+ */
+export function viaProxy(proxyPort: number, url: string, opts: { method?: string; headers?: Record<string, string>; body?: string; agent?: HttpAgent; originForm?: boolean } = {}): Promise<ProxyReply> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({
+      host: '127.0.0.1', port: proxyPort, method: opts.method ?? 'GET',
+      path: opts.originForm ? `${u.pathname}${u.search}` : url,
+      headers: { host: u.host, ...opts.headers }, agent: opts.agent ?? false,
+    }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => { body += d; }).on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** Parses the recording app's echo. */
+export function echoed(r: ProxyReply): { url: string; headers: Record<string, string> } {
+  return JSON.parse(r.body) as { url: string; headers: Record<string, string> };
+}
+
+export function bearer(headers: Record<string, string>): string {
+  const a = headers.authorization ?? '';
+  return a.startsWith('Bearer ') ? a.slice(7) : '';
+}
