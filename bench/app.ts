@@ -20,7 +20,9 @@ const socketPath = process.argv[2];
 if (!socketPath) throw new Error('usage: app.ts SOCKET_PATH');
 rmSync(socketPath, { force: true });
 // Keep-alive longer than any proxy's idle pool timeout, so proxies never race a closing socket.
-const opts = { keepAliveTimeout: 120_000 };
+// Header limit above Node's 16 KB default: the header-bytes run sends 16 KB tokens that the
+// benchmark policy (no token rules) lets through to the app.
+const opts = { keepAliveTimeout: 120_000, maxHeaderSize: 128 * 1024 };
 const tcp = createServer(opts, handle);
 const unix = createServer(opts, handle);
 await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));

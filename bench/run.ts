@@ -15,6 +15,7 @@ import { startDirect, startAuthproxy, startNginx, startHaproxy, type Context, ty
 import { OUTBOUND_PATHS, outboundPending, startIssuerProcess, startOutboundPath } from './lib/outbound.ts';
 import { compileSidecar } from './lib/compiled.ts';
 import { summarizeProfile } from './lib/profile.ts';
+import { measureWireBytes } from './lib/wire.ts';
 import { summarize } from './lib/stats.ts';
 import { latencyChart } from './lib/svg.ts';
 import { renderMarkdown, type BenchReport, type PathResult, type PathKind, type RunSettings, type MicroResult, type ReadySeries } from './lib/report.ts';
@@ -244,7 +245,7 @@ export async function main(argv: string[]): Promise<number> {
         haproxy: toolVersion('haproxy', ['-v'], /HA-?Proxy version (\S+)/i),
       },
     },
-    paths: [], ready: [], micro: [], profile: null, notes: [],
+    paths: [], ready: [], micro: [], wire: [], profile: null, notes: [],
   };
   let failed = false;
   const running: Array<{ r: PathResult; t: RunningTarget }> = [];
@@ -313,6 +314,11 @@ export async function main(argv: string[]): Promise<number> {
         } finally { await t.stop(); }
         report.ready.push(compiled);
       } catch (e) { report.notes.push(`compiled build not measured: ${firstLine(e)}`); }
+    }
+
+    if (outboundPending() === null) {
+      progress('header bytes on the sidecar → sidecar hop');
+      try { report.wire = await measureWireBytes(ctx, smoke ? 20 : 500); } catch (e) { report.notes.push(`header bytes not measured: ${firstLine(e)}`); }
     }
 
     if (!smoke && !values['no-profile']) {

@@ -10,7 +10,7 @@ import { passHeaders } from './headers.ts';
 
 const appPort = Number(process.argv[2]);
 const pool = new UpstreamPool(
-  { kind: 'tcp', origin: `http://127.0.0.1:${appPort}`, host: '127.0.0.1', port: appPort, display: `http://127.0.0.1:${appPort}` },
+  { kind: 'tcp', origin: `http://127.0.0.1:${appPort}`, host: '127.0.0.1', port: appPort, display: `http://127.0.0.1:${appPort}`, h2c: false },
   { timeoutMs: 30_000, connectTimeoutMs: 10_000, maxHeaderBytes: 65_536, maxRetries: 2, retryBudget: new RetryBudget(0.2, 10) },
 );
 const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {

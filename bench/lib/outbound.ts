@@ -27,7 +27,7 @@ export const OUTBOUND_PATHS: readonly OutboundPath[] = [
 ];
 
 export const AUDIENCE = 'api://orders';
-const CLIENT_ID = 'bench-sidecar';
+export const CLIENT_ID = 'bench-sidecar';
 
 /** null when the rows can be measured; otherwise why they are pending. */
 export function outboundPending(): string | null {
@@ -51,7 +51,7 @@ spec:
 `;
 }
 
-async function policyDir(ctx: Context, name: string, extra: string): Promise<string> {
+export async function policyDir(ctx: Context, name: string, extra: string): Promise<string> {
   const dir = join(ctx.work, `policies-${name}`);
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'orders.yaml'), BENCH_POLICY);
@@ -60,7 +60,7 @@ async function policyDir(ctx: Context, name: string, extra: string): Promise<str
 }
 
 /** The dev issuer as its own process; the outbound sidecar authenticates with private_key_jwt. */
-export async function startIssuerProcess(ctx: Context): Promise<{ url: string; proc: ChildProcess }> {
+export async function startIssuerProcess(ctx: Context, extraArgs: string[] = []): Promise<{ url: string; proc: ChildProcess }> {
   const [port] = await freePorts(1) as [number];
   const clients = join(ctx.work, 'issuer-clients.yaml');
   await writeFile(clients, `clients:
@@ -72,7 +72,7 @@ export async function startIssuerProcess(ctx: Context): Promise<{ url: string; p
 `);
   const logFd = openSync(join(ctx.work, 'issuer.log'), 'a');
   const proc = spawnOn(ctx.cpu.targetCpu, process.execPath, [join(REPO, 'bin/authproxy.js'), 'issuer',
-    '--listen', `127.0.0.1:${port}`, '--clients', clients, '--token-ttl', '1h'], { cwd: REPO, stdio: ['ignore', logFd, logFd] });
+    '--listen', `127.0.0.1:${port}`, '--clients', clients, '--token-ttl', '1h', ...extraArgs], { cwd: REPO, stdio: ['ignore', logFd, logFd] });
   closeSync(logFd);
   try { await waitForPort('127.0.0.1', port, 20_000); } catch (e) { await stopProcess(proc); throw e; }
   return { url: `http://127.0.0.1:${port}`, proc };

@@ -1,4 +1,5 @@
 // The results of one run and their markdown rendering, with the issue's budgets marked.
+import type { WireResult } from './wire.ts';
 import type { RateResult, SaturateResult, HandshakeResult } from '../loadgen.ts';
 import type { MemoryReading } from './procs.ts';
 import type { ProfileSummary } from './profile.ts';
@@ -68,6 +69,8 @@ export interface BenchReport {
   paths: PathResult[];
   ready: ReadySeries[];
   micro: MicroResult[];
+  /** Header bytes on the sidecar → sidecar hop with a 16 KB token (empty when not measured). */
+  wire: WireResult[];
   profile: { summary: ProfileSummary; file: string } | null;
   notes: string[];
 }
@@ -228,6 +231,18 @@ export function renderMarkdown(r: BenchReport): string {
       if (m.skipped) { L.push(`| ${m.label} | ${m.skipped} |||||| ${m.note} |`); continue; }
       const errs = (m.saturate?.errors ?? 0) + (m.rate?.errors ?? 0);
       L.push(`| ${m.label} | ${int(m.saturate?.rps)}${errs ? ` (${errs} errors)` : ''} | ${base && m.saturate ? f(m.saturate.rps / base) : '—'} | ${f(m.cpuUsPerRequest, 0)} | ${f(m.rate?.latency.p50, 3)} | ${f(m.rate?.latency.p99, 3)} | ${mb(m.peak?.hwmKb)} | ${m.note} |`);
+    }
+    L.push('');
+  }
+
+  if (r.wire.length) {
+    L.push('## Header bytes on the sidecar → sidecar hop', '');
+    L.push(`A 16 KB token from the dev issuer on every request; requests one after another from one client connection, so A keeps one connection to B. Bytes A → B counted by a TCP relay between them (TLS records and HTTP/2 frames included), over the measured requests after 5 warm-up requests. See \`bench/README.md\` for why the header name matters.`, '');
+    L.push('| token header | token bytes | requests | new connections | bytes A → B per request | beyond the 1 KB body | token sent per request |');
+    L.push('| --- | ---: | ---: | ---: | ---: | ---: | --- |');
+    for (const w of r.wire) {
+      const beyond = w.bytesPerRequest - w.bodyBytes;
+      L.push(`| \`${w.header}\` | ${int(w.tokenBytes)} | ${int(w.requests)} | ${w.newConnections} | ${int(w.bytesPerRequest)} | ${int(beyond)} | ${beyond >= w.tokenBytes / 2 ? 'in full (Huffman-coded literal)' : 'once per connection, then referenced (HPACK index)'} |`);
     }
     L.push('');
   }

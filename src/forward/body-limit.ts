@@ -4,18 +4,27 @@
 // limit, as with nginx's client_max_body_size): over it, 413 and the app never saw the request;
 // under it, it is forwarded whole with a Content-Length (and can be replayed on a retry).
 import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
+import { isGrpc } from '../http/grpc.ts';
 import { BodyTooLarge } from './errors.ts';
 
-/** True when the request carries a chunked body whose size must be checked before forwarding. */
-export function needsBuffering(req: IncomingMessage, limit: number): boolean {
-  return limit > 0 && req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined;
+/**
+ * True when the request carries a body of undeclared size that must be checked before forwarding:
+ * chunked on HTTP/1.1, or an HTTP/2 body without content-length. gRPC calls are the exception:
+ * a streaming call's messages must flow while the call is open, so they are never held back
+ * (a gRPC server bounds each message itself; grpc-js defaults to 4 MB).
+ */
+export function needsBuffering(req: IncomingMessage | Http2ServerRequest, limit: number): boolean {
+  if (limit <= 0 || req.headers['content-length'] !== undefined) return false;
+  if (req.httpVersionMajor !== 2) return req.headers['transfer-encoding'] !== undefined;
+  return !(req as Http2ServerRequest).stream.endAfterHeaders && !isGrpc(req.headers['content-type']);
 }
 
-export function declaredTooLarge(req: IncomingMessage, limit: number): boolean {
+export function declaredTooLarge(req: IncomingMessage | Http2ServerRequest, limit: number): boolean {
   return limit > 0 && Number(req.headers['content-length'] ?? 0) > limit;
 }
 
-export function readBodyWithin(req: IncomingMessage, limit: number): Promise<Buffer> {
+export function readBodyWithin(req: IncomingMessage | Http2ServerRequest, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

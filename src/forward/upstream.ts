@@ -1,9 +1,11 @@
-// Forwarding to one HTTP/1.1 upstream (the app) over a keep-alive pool, streaming both bodies.
+// Forwarding to one upstream (the app) over a keep-alive pool, streaming both bodies: HTTP/1.1,
+// or HTTP/2 with prior knowledge for an `h2c://` app (one multiplexed connection, as gRPC wants).
 // Built on undici's dispatch API: the response is relayed chunk by chunk with backpressure
 // (pause the upstream when the client's socket is full), trailers included, with no
 // intermediate Readable per request. A try that fails before any response byte may be tried
 // again (retry.ts decides), within the request's deadline and the pool's retry budget.
 import type { IncomingMessage, ServerResponse, IncomingHttpHeaders } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { Upstream as UpstreamTarget } from '../config/address.ts';
@@ -23,8 +25,8 @@ export interface ForwardOutcome {
 }
 
 export interface ForwardCall {
-  req: IncomingMessage;
-  res: ServerResponse;
+  req: IncomingMessage | Http2ServerRequest;
+  res: ServerResponse | Http2ServerResponse;
   /** Origin-form target sent to the app. */
   path: string;
   /** Flat [name, value, …] request headers for the app. */
@@ -67,14 +69,12 @@ export class UpstreamPool {
       keepAliveTimeout: 30_000,
       // Response headers from the app may carry large cookies; keep the same bound as requests.
       maxHeaderSize: opts.maxHeaderBytes,
+      ...(target.kind === 'tcp' && target.h2c ? { allowH2: true, useH2c: true } : {}),
     });
   }
 
   forward(call: ForwardCall): void {
-    let body: Readable | Buffer | null = call.bufferedBody ?? null;
-    const req = call.req;
-    const declared = req.headers['content-length'];
-    if (body === null && (declared !== undefined ? declared !== '0' : req.headers['transfer-encoding'] !== undefined)) body = req;
+    const body: Readable | Buffer | null = call.bufferedBody ?? (hasBody(call.req) ? call.req : null);
     this.opts.retryBudget.recordRequest();
     new ResponseRelay(this.pool, this.origin, call, body, this.opts).start();
   }
@@ -124,17 +124,28 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     this.clearDeadline();
     for (const name of Object.keys(headers)) if (HOP_BY_HOP.has(name)) delete headers[name];
     const res = this.call.res;
-    if (statusMessage) res.writeHead(statusCode, statusMessage, headers); else res.writeHead(statusCode, headers);
     res.on('drain', () => controller.resume());
+    if (headers['grpc-status'] !== undefined) {
+      // A gRPC status in the headers is a trailers-only response (an error, usually). Held back
+      // and written by end(), it leaves as one HEADERS frame that ends the stream, which is the
+      // only form a gRPC client reads a status from; written now, it would be taken for metadata.
+      res.statusCode = statusCode;
+      for (const name in headers) res.setHeader(name, headers[name]!);
+      return;
+    }
+    // HTTP/2 has no reason phrase.
+    if (statusMessage && this.call.req.httpVersionMajor !== 2) (res as ServerResponse).writeHead(statusCode, statusMessage, headers);
+    else (res as ServerResponse).writeHead(statusCode, headers);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.call.res.write(chunk)) controller.pause();
+    if (!(this.call.res as ServerResponse).write(chunk)) controller.pause();
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
     const res = this.call.res;
     for (const _ in trailers) { res.addTrailers(trailers as Record<string, string>); break; }
+    // (end() also writes held-back trailers-only headers; see onResponseStart.)
     res.end();
     this.settle(null);
   }
@@ -184,4 +195,16 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 }
 
-function clientGone(res: ServerResponse): boolean { return res.destroyed || res.writableEnded; }
+function clientGone(res: ServerResponse | Http2ServerResponse): boolean { return res.destroyed || res.writableEnded; }
+
+/**
+ * Whether a request body follows the headers. HTTP/1.1 says so with Content-Length or
+ * Transfer-Encoding; HTTP/2 needs neither, and a stream whose HEADERS frame did not end it
+ * carries a body (a gRPC stream, for instance).
+ */
+export function hasBody(req: IncomingMessage | Http2ServerRequest): boolean {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined) return declared !== '0';
+  if (req.httpVersionMajor === 2) return !(req as Http2ServerRequest).stream.endAfterHeaders;
+  return req.headers['transfer-encoding'] !== undefined;
+}

@@ -1,19 +1,39 @@
 // Every refusal the sidecar answers itself: the status from the error table, a JSON body with a
 // stable code, and the request id so the caller can find the audit line.
 import type { ServerResponse } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { ERROR_STATUS, errorBody, type ErrorCode } from '../errors.ts';
 import { STATUS_CODES } from 'node:http';
+import { GRPC_STATUS_FOR, grpcMessage, isGrpc } from './grpc.ts';
 
-export function refuse(res: ServerResponse, code: ErrorCode, message: string, requestId: string): void {
+/** What a refusal is written on: an HTTP/1.1 response or an HTTP/2 stream's compatibility response. */
+export type AnyResponse = ServerResponse | Http2ServerResponse;
+
+export function refuse(res: AnyResponse, code: ErrorCode, message: string, requestId: string): void {
   if (res.headersSent) { res.destroy(); return; }
+  if (isGrpc(res.req.headers['content-type'])) { refuseGrpc(res, code, message, requestId); return; }
   const body = errorBody(code, message, requestId);
-  res.writeHead(ERROR_STATUS[code], {
+  (res as ServerResponse).writeHead(ERROR_STATUS[code], {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
     'x-request-id': requestId,
   });
   res.end(body);
+}
+
+/**
+ * A gRPC call's refusal: HTTP 200 with the status in headers and nothing else. Headers set but not
+ * written before end() go out as one HEADERS frame that ends the stream (trailers-only).
+ */
+function refuseGrpc(res: AnyResponse, code: ErrorCode, message: string, requestId: string): void {
+  res.statusCode = 200;
+  res.setHeader('content-type', 'application/grpc');
+  res.setHeader('grpc-status', String(GRPC_STATUS_FOR[code]));
+  res.setHeader('grpc-message', grpcMessage(`${code}: ${message}`));
+  res.setHeader('x-authproxy-error', code);
+  res.setHeader('x-request-id', requestId);
+  res.end();
 }
 
 /** The same refusal written on a raw socket (Upgrade requests and parser errors have no ServerResponse). */

@@ -3,6 +3,7 @@
 // otherwise use to claim an identity; then the verified identity, set by the sidecar alone.
 import type { IncomingMessage } from 'node:http';
 import { HOP_BY_HOP, connectionTokens } from '../http/hop-by-hop.ts';
+import { isPseudoHeader, isTeTrailers, h2Authority } from '../http/h2.ts';
 
 const OWNED_PREFIX = 'x-authproxy-';
 
@@ -37,17 +38,24 @@ export function upstreamHeaders(req: IncomingMessage, id: IdentityHeaders, keepU
   const raw = req.rawHeaders;
   const extraHop = connectionTokens(req.headers.connection);
   const out: string[] = [];
+  let host = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
+    if (isPseudoHeader(name)) continue;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower)) {
+      if (isTeTrailers(req, lower, raw[i + 1]!)) { out.push('te', 'trailers'); continue; }
       if (!(keepUpgrade && (lower === 'upgrade' || lower === 'connection'))) continue;
+    } else if (lower === 'host') {
+      host = true;
     } else if (lower === 'x-forwarded-client-cert' || lower === 'x-request-id' || lower.startsWith(OWNED_PREFIX)
       || (extraHop !== null && extraHop.has(lower)) || (dropGrpcTimeout && lower === 'grpc-timeout')) {
       continue;
     }
     out.push(name, raw[i + 1]!);
   }
+  // The app sees the authority an HTTP/2 caller addressed as Host, as from an HTTP/1.1 caller.
+  if (!host) { const authority = h2Authority(req); if (authority !== undefined) out.push('host', authority); }
   if (id.xfcc !== null) out.push('x-forwarded-client-cert', id.xfcc);
   out.push('x-authproxy-principal', id.principal, 'x-request-id', id.requestId);
   return out;

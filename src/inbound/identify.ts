@@ -20,18 +20,22 @@ export interface Caller {
 
 export type Identify = (req: IncomingMessage) => Caller | RequestRefused;
 
-const callers = new WeakMap<Socket, Caller>();
+// Kept on the TLS socket under a private symbol rather than in a WeakMap: an HTTP/2 request's
+// `req.socket` is a proxy object that forwards property reads to the session's socket, so a
+// property is found from both protocols while an identity-keyed map would miss HTTP/2.
+const CALLER = Symbol('authproxy.caller');
+type WithCaller = { [CALLER]?: Caller };
 
 /** Called at handshake with the verified certificate identity. */
 export function rememberPeer(socket: Socket, id: PeerIdentity): void {
-  callers.set(socket, Object.freeze({ principal: id.principal, xfcc: id.xfcc, boundary: null, transport: 'mtls' }));
+  (socket as WithCaller)[CALLER] = Object.freeze({ principal: id.principal, xfcc: id.xfcc, boundary: null, transport: 'mtls' });
 }
 
 const UNKNOWN_PEER = new RequestRefused('forbidden', 'peer identity unknown');
 
 export function byCertificate(req: IncomingMessage): Caller | RequestRefused {
   // A socket without an entry never passed the handshake checks; refuse rather than guess.
-  return callers.get(req.socket) ?? UNKNOWN_PEER;
+  return (req.socket as WithCaller)[CALLER] ?? UNKNOWN_PEER;
 }
 
 /** IPv4 peers on a dual-stack socket appear as ::ffff:a.b.c.d; boundaries are written as a.b.c.d. */

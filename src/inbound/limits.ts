@@ -1,7 +1,7 @@
 // What both inbound listeners share: the limits that keep one client from hurting the others,
 // and the refusals written when the HTTP parser gives up on a request.
 import type { Server as HttpServer, ServerOptions } from 'node:http';
-import type { Server as HttpsServer } from 'node:https';
+import type { Http2SecureServer } from 'node:http2';
 import type { Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/config.ts';
@@ -23,11 +23,13 @@ export function serverLimits(c: Config): ServerOptions {
   };
 }
 
-export function applyLimits(server: HttpServer | HttpsServer, rt: Runtime): void {
+export function applyLimits(server: HttpServer | Http2SecureServer, rt: Runtime): void {
   const c = rt.config;
   server.maxConnections = c.maxConnections;
   // A connection that sends and receives nothing for this long is closed (slow-body clients).
-  server.setTimeout(c.clientIdleTimeoutMs, (socket: Socket) => socket.destroy());
+  // (For HTTP/2 the idle one is the session, which is ended the same way.)
+  server.setTimeout(c.clientIdleTimeoutMs);
+  server.on('timeout', (idle: { destroy(): void }) => idle.destroy());
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // https.Server also routes TLS handshake failures (and the handshake timeout) here; a
     // socket that never became secure can carry no HTTP answer, so only parser errors get one.

@@ -1,8 +1,13 @@
 // The inbound mTLS listener. The TLS stack requires and chain-validates the client certificate
 // (a peer without a trusted certificate never completes a handshake); right after the handshake
 // the X.509-SVID rules run and a peer that fails them is disconnected before any request is read.
-import { createServer, type Server } from 'node:https';
+// One port speaks both HTTP/2 and HTTP/1.1, chosen by ALPN (`h2`, `http/1.1`): node:http2's
+// secure server with allowHTTP1 hands HTTP/1.1 connections to the ordinary node:http machinery
+// (same limits, parser errors, Upgrade), and HTTP/2 streams to the same request handler through
+// the compatibility API, so both are authorized and forwarded by one code path.
+import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { TLSSocket, SecureContextOptions } from 'node:tls';
+import type { Socket } from 'node:net';
 import type { Runtime } from '../runtime/state.ts';
 import type { TlsMaterial } from '../identity/material.ts';
 import { checkPeer } from '../identity/peer.ts';
@@ -12,22 +17,32 @@ import { serverLimits, applyLimits } from './limits.ts';
 import { inboundHandler } from './handler.ts';
 import { inboundUpgradeHandler } from './upgrade.ts';
 import { log } from '../log.ts';
+import { H2_HEADER_TABLE_BYTES } from '../http/h2.ts';
 
 export function secureContextOptions(m: TlsMaterial): SecureContextOptions {
   return { cert: m.certPem, key: m.keyPem, ca: m.caPem };
 }
 
-export function createInboundServer(rt: Runtime, upstream: UpstreamPool): Server {
-  const server = createServer({
+export type InboundServer = Http2SecureServer;
+
+export function createInboundServer(rt: Runtime, upstream: UpstreamPool): InboundServer {
+  const server = createSecureServer({
     ...secureContextOptions(rt.tls),
     requestCert: true,
     rejectUnauthorized: true,
     minVersion: 'TLSv1.2',
     // A client that opens TCP and never finishes the handshake holds a slot: bound it like headers.
     handshakeTimeout: rt.config.headerTimeoutMs,
+    allowHTTP1: true,
     ...serverLimits(rt.config),
+    ...h2Settings(rt.config.maxHeaderBytes),
   });
   applyLimits(server, rt);
+  // http2's server has no closeAllConnections(); the drain needs one for connections that
+  // outlive the grace period.
+  const open = new Set<Socket>();
+  connections.set(server, open);
+  server.on('connection', (socket: Socket) => { open.add(socket); socket.once('close', () => open.delete(socket)); });
 
   // Runs before the HTTP layer's own listener, so a refused peer's bytes are never parsed.
   server.prependListener('secureConnection', (socket: TLSSocket) => {
@@ -53,7 +68,29 @@ export function createInboundServer(rt: Runtime, upstream: UpstreamPool): Server
   return server;
 }
 
-export function reloadServerCertificate(server: Server, m: TlsMaterial): void {
+/**
+ * HTTP/2 settings. The header block limit matches --max-header-bytes, so a 32 KB token fits on
+ * either protocol. The HPACK table a peer may fill is large enough to hold a 16 KB token header:
+ * a peer sidecar (which raises its encoder table to match) then sends a repeated token once per
+ * connection and refers to it afterwards, instead of sending it with every request.
+ */
+export function h2Settings(maxHeaderBytes: number): { settings: { headerTableSize: number; maxHeaderListSize: number }; maxSessionMemory: number } {
+  return {
+    settings: { headerTableSize: H2_HEADER_TABLE_BYTES, maxHeaderListSize: maxHeaderBytes },
+    // nghttp2 counts the header table and queued frames against this (MB); the default (10) is
+    // reached by a few hundred concurrent streams with 32 KB headers.
+    maxSessionMemory: 64,
+  };
+}
+
+const connections = new WeakMap<InboundServer, Set<Socket>>();
+
+/** Ends every connection still open (the drain's last step, after the grace period). */
+export function closeAllInboundConnections(server: InboundServer): void {
+  for (const socket of connections.get(server) ?? []) socket.destroy();
+}
+
+export function reloadServerCertificate(server: InboundServer, m: TlsMaterial): void {
   server.setSecureContext(secureContextOptions(m));
   log.info('certificate loaded', { principal: m.identity.principal, notAfter: m.notAfter.toISOString() });
 }

@@ -3,6 +3,11 @@
 // agents carry the workload certificate and trust bundle of the moment; when the certificate
 // rotates they are replaced, and the old ones finish their in-flight requests and close. The
 // plaintext agent re-checks at connect time that the address it dials is inside a boundary.
+//
+// HTTP versions: TLS hops offer h2 and http/1.1 by ALPN, so a peer sidecar (whose inbound
+// listener prefers h2) is reached over one multiplexed HTTP/2 connection, and any other HTTPS
+// destination over whichever it picks. A plaintext hop keeps the app's version: HTTP/1.1 stays
+// HTTP/1.1, and an app that spoke HTTP/2 (h2c, as gRPC clients do) is carried over h2c.
 import { rootCertificates } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import type { Config } from '../config/config.ts';
@@ -10,17 +15,22 @@ import type { TlsMaterial } from '../identity/material.ts';
 import type { PolicySet } from '../policy/types.ts';
 import { boundaryCheckedLookup } from '../boundary/classify.ts';
 import type { Carriage } from './transport.ts';
+import { raiseHpackEncoderTable } from './hpack.ts';
 
 export class OutboundAgents {
   readonly #config: Config;
   readonly #tls: () => TlsMaterial;
   readonly #plain: Agent;
+  readonly #plainH2c: Agent;
   #secure: { version: string; agents: Map<Carriage, Agent> } | null = null;
 
   constructor(config: Config, tls: () => TlsMaterial, policy: () => PolicySet) {
     this.#config = config;
     this.#tls = tls;
-    this.#plain = new Agent({ ...this.#base(), connect: { lookup: boundaryCheckedLookup(policy) } });
+    raiseHpackEncoderTable();
+    this.#plain = new Agent({ ...this.#base(), allowH2: false, connect: { lookup: boundaryCheckedLookup(policy) } });
+    // Top-level useH2c: undici's Agent does not pass h2Options.useH2c down to its clients.
+    this.#plainH2c = new Agent({ ...this.#base(), allowH2: true, useH2c: true, connect: { lookup: boundaryCheckedLookup(policy) } } as Agent.Options);
   }
 
   #base(): Agent.Options {
@@ -31,14 +41,12 @@ export class OutboundAgents {
       connectTimeout: c.connectTimeoutMs,
       keepAliveTimeout: 30_000,
       maxHeaderSize: c.maxHeaderBytes,
-      // HTTP/1.1 on every hop: the peer sidecar's inbound listener speaks it, and header limits
-      // (431 for oversized tokens) mean the same thing on both sides.
-      allowH2: false,
     };
   }
 
-  for(c: Carriage): Dispatcher {
-    if (c.transport === 'plaintext') return this.#plain;
+  /** `h2`: the app's request was HTTP/2, which a plaintext hop keeps. */
+  for(c: Carriage, h2 = false): Dispatcher {
+    if (c.transport === 'plaintext') return h2 ? this.#plainH2c : this.#plain;
     const m = this.#tls();
     if (this.#secure?.version !== m.version) {
       const old = this.#secure;
@@ -49,7 +57,7 @@ export class OutboundAgents {
     if (!agent) {
       const ca = c.trust === 'bundle' ? m.caPem : c.trust === 'system' ? [...rootCertificates] : [...rootCertificates, m.caPem];
       const client = c.transport === 'mtls' ? { cert: m.certPem, key: m.keyPem } : {};
-      agent = new Agent({ ...this.#base(), connect: { ca, ...client, minVersion: 'TLSv1.2' } });
+      agent = new Agent({ ...this.#base(), allowH2: true, connect: { ca, ...client, minVersion: 'TLSv1.2' } });
       this.#secure.agents.set(c, agent);
     }
     return agent;
@@ -58,6 +66,6 @@ export class OutboundAgents {
   async close(): Promise<void> {
     const s = this.#secure;
     this.#secure = null;
-    await Promise.all([this.#plain.close(), ...(s ? [...s.agents.values()].map((a) => a.close()) : [])]);
+    await Promise.all([this.#plain.close(), this.#plainH2c.close(), ...(s ? [...s.agents.values()].map((a) => a.close()) : [])]);
   }
 }

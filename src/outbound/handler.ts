@@ -9,7 +9,7 @@ import { RequestRefused, type ErrorCode } from '../errors.ts';
 import { refuse } from '../http/refuse.ts';
 import { requestIdFrom } from '../http/request-id.ts';
 import { incomingBudgetMs } from '../forward/deadline.ts';
-import { ResponseRelay, type UpstreamOptions } from '../forward/upstream.ts';
+import { ResponseRelay, hasBody, type UpstreamOptions } from '../forward/upstream.ts';
 import { isLoopbackHost } from '../tokens/settings.ts';
 import type { CachedToken } from '../tokens/cache.ts';
 import { outboundTarget, type OutboundTarget } from './target.ts';
@@ -134,12 +134,11 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding): (req: Inc
     const deadlineAt = Date.now() + (budget === null ? requestTimeout : Math.min(requestTimeout, budget));
     const host = target.host.includes(':') ? `[${target.host}]` : target.host;
     const origin = `${transport === 'plaintext' ? 'http' : 'https'}://${host}:${port}`;
-    const declared = req.headers['content-length'];
-    const body: Readable | null = (declared !== undefined ? declared !== '0' : req.headers['transfer-encoding'] !== undefined) ? req : null;
+    const body: Readable | null = hasBody(req) ? req : null;
     const destination = `${host}:${port}`;
     rt.inFlight++;
     fwd.options.retryBudget.recordRequest();
-    new ResponseRelay(fwd.agents.for(carriage), origin, {
+    new ResponseRelay(fwd.agents.for(carriage, req.httpVersionMajor === 2), origin, {
       req, res, path: target.path, headers: h.headers, deadlineAt,
       deadlineValueAt: h.deadlineValueAt, grpcTimeoutValueAt: h.grpcTimeoutValueAt,
       // The forwarder's messages speak of "the app"; on this path the far side is the destination.

@@ -5,8 +5,8 @@
 // the Host of the target, and the time left, which the forwarder fills in at each try:
 // `grpc-timeout` when the app sent one, and `x-authproxy-deadline` on mTLS hops (a peer sidecar
 // honours it; external destinations are not sent the sidecar's own headers).
-import type { IncomingMessage } from 'node:http';
 import { HOP_BY_HOP, connectionTokens } from '../http/hop-by-hop.ts';
+import { isPseudoHeader, isTeTrailers, h2Authority, type AnyRequest } from '../http/h2.ts';
 
 const OWNED_PREFIX = 'x-authproxy-';
 
@@ -20,19 +20,24 @@ export interface DestinationHeaders {
  * `tokenHeader` (lowercase) is removed from the app's headers and, when `tokenValue` is not
  * null, set to it. `host` replaces the app's Host header when not null.
  */
-export function destinationHeaders(req: IncomingMessage, host: string | null, tokenHeader: string | null, tokenValue: string | null,
+export function destinationHeaders(req: AnyRequest, host: string | null, tokenHeader: string | null, tokenValue: string | null,
   requestId: string, toSidecar: boolean): DestinationHeaders {
   const raw = req.rawHeaders;
   const extraHop = connectionTokens(req.headers.connection);
   const out: string[] = [];
+  let hasHost = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
+    if (isPseudoHeader(name)) continue;
     const lower = name.toLowerCase();
+    if (isTeTrailers(req, lower, raw[i + 1]!)) { out.push('te', 'trailers'); continue; }
     if (HOP_BY_HOP.has(lower) || lower === 'x-request-id' || lower === 'grpc-timeout' || lower.startsWith(OWNED_PREFIX)
       || lower === tokenHeader || (host !== null && lower === 'host') || (extraHop !== null && extraHop.has(lower))) continue;
+    if (lower === 'host') hasHost = true;
     out.push(name, raw[i + 1]!);
   }
-  if (host !== null) out.push('host', host);
+  const authority = host ?? (hasHost ? undefined : h2Authority(req));
+  if (authority !== undefined) out.push('host', authority);
   if (tokenHeader !== null && tokenValue !== null) out.push(tokenHeader, tokenValue);
   out.push('x-request-id', requestId);
   let grpcTimeoutValueAt = -1;

@@ -3,8 +3,12 @@
 // app sends (the token is added after, so a 32 KB token never counts against the app).
 // CONNECT tunnels and Upgrade requests are refused: a tunnel would carry TLS the sidecar cannot
 // put a token into, so the app sends http:// and the sidecar originates TLS per route.
+// HTTP/2 with prior knowledge (h2c, what a gRPC client speaks to a plaintext target) is accepted
+// on the same port: the first bytes of a connection tell the HTTP/2 preface from an HTTP/1.1
+// request line, and the connection goes to the matching server; both share one handler.
 import { createServer, type Server } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer as createH2cServer } from 'node:http2';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { Runtime } from '../runtime/state.ts';
@@ -12,7 +16,48 @@ import { refuseRaw } from '../http/refuse.ts';
 import { serverLimits } from '../inbound/limits.ts';
 import { outboundHandler, type OutboundForwarding } from './handler.ts';
 
-export function createOutboundServer(rt: Runtime, fwd: OutboundForwarding): Server {
+/** The listening socket, plus a way to end its connections when the drain is over. */
+export interface OutboundServer { listener: NetServer; closeAllConnections(): void }
+
+export function createOutboundServer(rt: Runtime, fwd: OutboundForwarding): OutboundServer {
+  const server = createHttp1Server(rt, fwd);
+  const h2c = createH2cServer({ settings: { maxHeaderListSize: rt.config.maxHeaderBytes }, maxSessionMemory: 64 });
+  h2c.setTimeout(rt.config.clientIdleTimeoutMs);
+  h2c.on('timeout', (idle: { destroy(): void }) => idle.destroy());
+  h2c.on('request', outboundHandler(rt, fwd));
+  const open = new Set<Socket>();
+  const listener = createNetServer((socket) => {
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+    dispatchByPreface(socket, (isH2) => {
+      if (isH2) { h2c.emit('connection', socket); return; }
+      server.emit('connection', socket);
+      // The HTTP/1.1 parser reads what was put back only once the socket flows again (the
+      // HTTP/2 session takes its buffered bytes itself).
+      socket.resume();
+    });
+  });
+  return { listener, closeAllConnections: () => { for (const s of open) s.destroy(); } };
+}
+
+// "PRI * HTTP/2.0\r\n…": no HTTP/1.1 method starts with PRI, so three bytes decide.
+const PREFACE_START = Buffer.from('PRI');
+
+function dispatchByPreface(socket: Socket, to: (isH2: boolean) => void): void {
+  let head: Buffer = Buffer.alloc(0);
+  const onData = (chunk: Buffer): void => {
+    head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+    if (head.length < PREFACE_START.length && PREFACE_START.subarray(0, head.length).equals(head)) return;
+    socket.off('data', onData);
+    socket.pause();
+    // The bytes read go back in front of the stream for the server that takes the connection.
+    socket.unshift(head);
+    to(head.subarray(0, PREFACE_START.length).equals(PREFACE_START));
+  };
+  socket.on('data', onData);
+}
+
+function createHttp1Server(rt: Runtime, fwd: OutboundForwarding): Server {
   const c = rt.config;
   const server = createServer(serverLimits(c));
   server.setTimeout(c.clientIdleTimeoutMs, (socket: Socket) => socket.destroy());

@@ -4,7 +4,7 @@
 //   origin-form    `GET /charge?x=1` with `Host: payments.example.com:8080`
 // The path and query are passed on exactly as sent: the destination, not the sidecar, interprets
 // them (outbound authorization is by host, not by path).
-import type { IncomingMessage } from 'node:http';
+import { h2Authority, type AnyRequest } from '../http/h2.ts';
 import { isIP } from 'node:net';
 import { RequestRefused } from '../errors.ts';
 
@@ -23,10 +23,11 @@ export interface OutboundTarget {
 
 const HOST_NAME = /^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$/;
 
-export function outboundTarget(req: IncomingMessage): OutboundTarget | RequestRefused {
+export function outboundTarget(req: AnyRequest): OutboundTarget | RequestRefused {
   const url = req.url ?? '';
   if (url.startsWith('/')) {
-    const host = req.headers.host;
+    // HTTP/2 (h2c from a gRPC client) names the destination in :authority instead of Host.
+    const host = req.headers.host ?? h2Authority(req);
     if (!host) return new RequestRefused('bad_request', 'origin-form request without a Host header: name the destination in Host, or send an absolute URL (HTTP_PROXY)');
     return withAuthority(host, url, false);
   }

@@ -1,16 +1,15 @@
 // Live reload of certificates and policies. A new version is loaded and validated completely
 // before it replaces the running one; anything broken is refused, logged, counted, and the
 // previous version stays in force.
-import type { Server } from 'node:https';
 import type { Runtime } from './state.ts';
 import { acceptedTrustDomains } from './state.ts';
 import { loadTlsMaterial } from '../identity/material.ts';
-import { reloadServerCertificate } from '../inbound/listener.ts';
+import { reloadServerCertificate, type InboundServer } from '../inbound/listener.ts';
 import { loadPolicies } from './policies.ts';
 import { watchPaths, type Watch } from '../reload/watch.ts';
 import { log } from '../log.ts';
 
-export async function reloadCertificates(rt: Runtime, servers: Server[]): Promise<boolean> {
+export async function reloadCertificates(rt: Runtime, servers: InboundServer[]): Promise<boolean> {
   const c = rt.config;
   try {
     const next = await loadTlsMaterial({ cert: c.cert!, key: c.key!, ca: c.ca });
@@ -43,7 +42,7 @@ export async function reloadPolicies(rt: Runtime): Promise<boolean> {
   }
 }
 
-export function watchForReload(rt: Runtime, servers: Server[]): Watch[] {
+export function watchForReload(rt: Runtime, servers: InboundServer[]): Watch[] {
   const c = rt.config;
   const watches = [watchPaths([c.cert!, c.key!, ...c.ca], c.reloadIntervalMs, () => { void reloadCertificates(rt, servers); })];
   if (c.policies) watches.push(watchPaths([c.policies], c.reloadIntervalMs, () => { void reloadPolicies(rt); }));

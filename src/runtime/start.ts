@@ -2,16 +2,14 @@
 // up first (reporting not ready), then certificates and policies load, then traffic listeners;
 // only then does /readyz turn 200. On SIGTERM the reverse: not ready, stop accepting, let
 // in-flight requests finish within the drain timeout, exit.
-import type { Server as HttpServer } from 'node:http';
-import type { Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Config } from '../config/config.ts';
 import { formatListen, type ListenAddress } from '../config/address.ts';
 import { loadTlsMaterial, chainsToBundle } from '../identity/material.ts';
 import { openAuditLog } from '../audit/writer.ts';
 import { Metrics } from '../admin/metrics.ts';
 import { createAdminServer } from '../admin/server.ts';
-import { createInboundServer } from '../inbound/listener.ts';
+import { createInboundServer, closeAllInboundConnections } from '../inbound/listener.ts';
 import { createPlaintextServer } from '../inbound/plaintext.ts';
 import { UpstreamPool } from '../forward/upstream.ts';
 import { RetryBudget } from '../forward/retry.ts';
@@ -32,7 +30,7 @@ export interface Running {
   shutdown(reason: string): Promise<void>;
 }
 
-function listen(server: HttpServer | HttpsServer, at: ListenAddress): Promise<ListenAddress> {
+function listen(server: NetServer, at: ListenAddress): Promise<ListenAddress> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(at.port, at.host, () => {
@@ -83,7 +81,7 @@ export async function start(config: Config): Promise<Running> {
       onRetry: (result) => metrics.retry('outbound', result),
     },
   });
-  const outboundAt = await listen(outbound, config.outboundListen);
+  const outboundAt = await listen(outbound.listener, config.outboundListen);
   const watches = watchForReload(rt, [inbound]);
   rt.ready = true;
   log.info('ready', {
@@ -96,15 +94,20 @@ export async function start(config: Config): Promise<Running> {
     log.info('draining', { reason, inFlight: rt.inFlight, graceMs: config.drainTimeoutMs });
     rt.draining = true;
     for (const w of watches) w.close();
+    // Closing the HTTP/2 listener also sends GOAWAY on each session: peers open no new streams,
+    // and the streams in flight finish.
     const listeners = plaintext ? [inbound, plaintext] : [inbound];
     const closed = Promise.all(listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
-    for (const l of listeners) l.closeIdleConnections();
+    plaintext?.closeIdleConnections();
+    // With allowHTTP1, node:http2 also tracks idle HTTP/1.1 connections (untyped in @types/node).
+    (inbound as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
     const deadline = Date.now() + config.drainTimeoutMs;
     while (rt.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-    for (const l of listeners) l.closeAllConnections();
+    closeAllInboundConnections(inbound);
+    plaintext?.closeAllConnections();
     await closed;
     // The outbound listener outlives the drain: the app may need outbound calls to finish its in-flight work.
-    await new Promise<void>((resolve) => { outbound.close(() => resolve()); outbound.closeAllConnections(); });
+    await new Promise<void>((resolve) => { outbound.listener.close(() => resolve()); outbound.closeAllConnections(); });
     await outboundAgents.close();
     await tokenServices.close();
     await upstream.close();

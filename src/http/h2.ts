@@ -1,0 +1,28 @@
+// What copying headers from an HTTP/2 request needs beyond the HTTP/1.1 rules (RFC 9113 §8.2–8.3):
+// pseudo-headers describe the request line and are never copied as headers; `te` is hop-by-hop
+// except for `te: trailers`, which is how a gRPC client says it reads trailers (and gRPC servers
+// expect to see it); and the authority travels as `:authority`, which an HTTP/1.1 hop needs as Host.
+import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
+
+/** HPACK dynamic table, both ways between sidecars: one 16–32 KB token plus the ordinary headers. */
+export const H2_HEADER_TABLE_BYTES = 65_536;
+
+export type AnyRequest = IncomingMessage | Http2ServerRequest;
+
+/** `:method`, `:path`, `:authority`, `:scheme`, `:protocol`. */
+export function isPseudoHeader(name: string): boolean {
+  return name.charCodeAt(0) === 58;
+}
+
+/** True for an HTTP/2 request's `te: trailers`, the one `te` passed on. */
+export function isTeTrailers(req: AnyRequest, lowerName: string, value: string): boolean {
+  return req.httpVersionMajor === 2 && lowerName === 'te' && value.trim().toLowerCase() === 'trailers';
+}
+
+/** The authority an HTTP/2 caller addressed (`:authority`), or undefined for HTTP/1.1. */
+export function h2Authority(req: AnyRequest): string | undefined {
+  if (req.httpVersionMajor !== 2) return undefined;
+  const a = req.headers[':authority'];
+  return typeof a === 'string' ? a : undefined;
+}
