@@ -1,5 +1,6 @@
 // Forwarding to one upstream (the app) over a keep-alive pool, streaming both bodies: HTTP/1.1,
-// or HTTP/2 with prior knowledge for an `h2c://` app (one multiplexed connection, as gRPC wants).
+// or HTTP/2 with prior knowledge for an `h2c://` app (one multiplexed connection, as gRPC wants;
+// h2-dispatcher.ts, behind the same dispatch interface).
 // Built on undici's dispatch API: the response is relayed chunk by chunk with backpressure
 // (pause the upstream when the client's socket is full), trailers included, with no
 // intermediate Readable per request. A try that fails before any response byte may be tried
@@ -13,6 +14,7 @@ import { HOP_BY_HOP } from '../http/hop-by-hop.ts';
 import { DeadlineExceeded, classifyUpstreamError } from './errors.ts';
 import { backoffMs, isRetryable, type RetryBudget } from './retry.ts';
 import { formatGrpcTimeout } from './deadline.ts';
+import { H2Dispatcher } from './h2-dispatcher.ts';
 import type { ErrorCode } from '../errors.ts';
 
 export interface ForwardOutcome {
@@ -53,24 +55,31 @@ export interface UpstreamOptions {
   onRetry?: (result: 'attempted' | 'budget_exhausted') => void;
 }
 
+/** What the relay needs of a connection pool: undici's dispatch (a Pool, an Agent, or H2Dispatcher). */
+export interface Dispatches {
+  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+  close(): Promise<void>;
+}
+
 export class UpstreamPool {
-  readonly pool: Pool;
+  readonly pool: Dispatches;
   readonly origin: string;
   readonly opts: UpstreamOptions;
 
   constructor(target: UpstreamTarget, opts: UpstreamOptions) {
     this.origin = target.kind === 'tcp' ? target.origin : 'http://localhost';
     this.opts = opts;
-    this.pool = new Pool(this.origin, {
-      ...(target.kind === 'unix' ? { socketPath: target.socketPath } : {}),
-      headersTimeout: opts.timeoutMs,
-      bodyTimeout: opts.timeoutMs,
-      connectTimeout: opts.connectTimeoutMs,
-      keepAliveTimeout: 30_000,
-      // Response headers from the app may carry large cookies; keep the same bound as requests.
-      maxHeaderSize: opts.maxHeaderBytes,
-      ...(target.kind === 'tcp' && target.h2c ? { allowH2: true, useH2c: true } : {}),
-    });
+    this.pool = target.kind === 'tcp' && target.h2c
+      ? new H2Dispatcher({ tls: null, connectTimeoutMs: opts.connectTimeoutMs, maxHeaderBytes: opts.maxHeaderBytes, fallback: null })
+      : new Pool(this.origin, {
+        ...(target.kind === 'unix' ? { socketPath: target.socketPath } : {}),
+        headersTimeout: opts.timeoutMs,
+        bodyTimeout: opts.timeoutMs,
+        connectTimeout: opts.connectTimeoutMs,
+        keepAliveTimeout: 30_000,
+        // Response headers from the app may carry large cookies; keep the same bound as requests.
+        maxHeaderSize: opts.maxHeaderBytes,
+      });
   }
 
   forward(call: ForwardCall): void {
@@ -84,7 +93,7 @@ export class UpstreamPool {
 
 /** Relays one request's response into the client's ServerResponse, across tries. */
 export class ResponseRelay implements Dispatcher.DispatchHandler {
-  private readonly dispatcher: Dispatcher;
+  private readonly dispatcher: Dispatches;
   private readonly origin: string;
   private readonly call: ForwardCall;
   private readonly body: Readable | Buffer | null;
@@ -94,7 +103,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
   private tries = 0;
   private deadlineTimer: NodeJS.Timeout | null = null;
 
-  constructor(dispatcher: Dispatcher, origin: string, call: ForwardCall, body: Readable | Buffer | null, opts: UpstreamOptions) {
+  constructor(dispatcher: Dispatches, origin: string, call: ForwardCall, body: Readable | Buffer | null, opts: UpstreamOptions) {
     this.dispatcher = dispatcher; this.origin = origin; this.call = call; this.body = body; this.opts = opts;
     // A client that goes away aborts the upstream request instead of leaving it running.
     call.res.once('close', () => { if (!this.settled) this.controller?.abort(new Error('client closed the connection')); });

@@ -45,7 +45,7 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
     const caller = verdict.caller!;
     const up = upstreamRequestHeaders(req, { xfcc: caller.xfcc, principal: caller.principal, requestId });
     if (bearer.presented) {
-      const applied = applyBearerHeaders(up.headers, bearer, verdict.decision?.forwardToken === true, [up.deadlineValueAt, up.grpcTimeoutValueAt]);
+      const applied = applyBearerHeaders(up.headers, bearer, verdict.decision?.forwardToken === true, [up.deadlineValueAt, up.grpcTimeoutValueAt], rt.config.tokenHeader);
       up.headers = applied.headers; up.deadlineValueAt = applied.slots[0]!; up.grpcTimeoutValueAt = applied.slots[1]!;
     }
     rt.inFlight++;

@@ -31,7 +31,7 @@ export function inboundUpgradeHandler(rt: Runtime, identify: Identify, transport
     }
     const caller = verdict.caller!;
     let headers = upstreamHeaders(req, { xfcc: caller.xfcc, principal: caller.principal, requestId }, true);
-    if (bearer.presented) headers = applyBearerHeaders(headers, bearer, verdict.decision?.forwardToken === true).headers;
+    if (bearer.presented) headers = applyBearerHeaders(headers, bearer, verdict.decision?.forwardToken === true, [], rt.config.tokenHeader).headers;
     let head1 = `${method} ${verdict.forwardPath} HTTP/1.1\r\n`;
     for (let i = 0; i < headers.length; i += 2) head1 += `${headers[i]}: ${headers[i + 1]}\r\n`;
     head1 += '\r\n';

@@ -9,28 +9,27 @@
 // destination over whichever it picks. A plaintext hop keeps the app's version: HTTP/1.1 stays
 // HTTP/1.1, and an app that spoke HTTP/2 (h2c, as gRPC clients do) is carried over h2c.
 import { rootCertificates } from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
+import { Agent } from 'undici';
 import type { Config } from '../config/config.ts';
 import type { TlsMaterial } from '../identity/material.ts';
 import type { PolicySet } from '../policy/types.ts';
 import { boundaryCheckedLookup } from '../boundary/classify.ts';
 import type { Carriage } from './transport.ts';
-import { raiseHpackEncoderTable } from './hpack.ts';
-
+import { H2Dispatcher } from '../forward/h2-dispatcher.ts';
+import type { Dispatches } from '../forward/upstream.ts';
 export class OutboundAgents {
   readonly #config: Config;
   readonly #tls: () => TlsMaterial;
   readonly #plain: Agent;
-  readonly #plainH2c: Agent;
-  #secure: { version: string; agents: Map<Carriage, Agent> } | null = null;
+  readonly #plainH2c: H2Dispatcher;
+  #secure: { version: string; agents: Map<Carriage, H2Dispatcher> } | null = null;
 
   constructor(config: Config, tls: () => TlsMaterial, policy: () => PolicySet) {
     this.#config = config;
     this.#tls = tls;
-    raiseHpackEncoderTable();
-    this.#plain = new Agent({ ...this.#base(), allowH2: false, connect: { lookup: boundaryCheckedLookup(policy) } });
-    // Top-level useH2c: undici's Agent does not pass h2Options.useH2c down to its clients.
-    this.#plainH2c = new Agent({ ...this.#base(), allowH2: true, useH2c: true, connect: { lookup: boundaryCheckedLookup(policy) } } as Agent.Options);
+    this.#plain = new Agent({ ...this.#base(), connect: { lookup: boundaryCheckedLookup(policy) } });
+    this.#plainH2c = new H2Dispatcher({ tls: null, connectTimeoutMs: config.connectTimeoutMs, maxHeaderBytes: config.maxHeaderBytes,
+      lookup: boundaryCheckedLookup(policy) as never, fallback: null });
   }
 
   #base(): Agent.Options {
@@ -45,7 +44,7 @@ export class OutboundAgents {
   }
 
   /** `h2`: the app's request was HTTP/2, which a plaintext hop keeps. */
-  for(c: Carriage, h2 = false): Dispatcher {
+  for(c: Carriage, h2 = false): Dispatches {
     if (c.transport === 'plaintext') return h2 ? this.#plainH2c : this.#plain;
     const m = this.#tls();
     if (this.#secure?.version !== m.version) {
@@ -57,7 +56,10 @@ export class OutboundAgents {
     if (!agent) {
       const ca = c.trust === 'bundle' ? m.caPem : c.trust === 'system' ? [...rootCertificates] : [...rootCertificates, m.caPem];
       const client = c.transport === 'mtls' ? { cert: m.certPem, key: m.keyPem } : {};
-      agent = new Agent({ ...this.#base(), allowH2: true, connect: { ca, ...client, minVersion: 'TLSv1.2' } });
+      const tls = { ca, ...client, minVersion: 'TLSv1.2' as const };
+      // HTTP/2 when the destination picks it by ALPN (a peer sidecar does); else HTTP/1.1.
+      agent = new H2Dispatcher({ tls, connectTimeoutMs: this.#config.connectTimeoutMs, maxHeaderBytes: this.#config.maxHeaderBytes,
+        fallback: new Agent({ ...this.#base(), connect: tls }) });
       this.#secure.agents.set(c, agent);
     }
     return agent;

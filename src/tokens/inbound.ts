@@ -4,7 +4,12 @@
 // `forwardToken: true`). A token that fails verification counts as no token: rules that need one
 // answer 401 invalid_token, and the audit record says why it failed. Without token rules the
 // Authorization header is the app's business and passes untouched.
+// The token is read from `authorization` as `Bearer <token>` by default. `--token-header NAME`
+// reads it from another header instead (bare, or with a Bearer prefix): between sidecars over
+// HTTP/2 a token outside `authorization` can be indexed by HPACK and sent once per connection
+// (docs/tokens.md says when that trade is acceptable).
 import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { Runtime } from '../runtime/state.ts';
 import type { TokenClaims } from '../policy/types.ts';
 
@@ -23,11 +28,13 @@ export const NO_BEARER: BearerCheck = Object.freeze({ presented: false, claims: 
 export const CLAIMS_HEADER = 'x-authproxy-claims';
 
 /** The bearer token to verify, or null when tokens play no part in this request. */
-export function bearerOf(rt: Runtime, req: IncomingMessage): string | null {
+export function bearerOf(rt: Runtime, req: IncomingMessage | Http2ServerRequest): string | null {
   if (!rt.policy.requiresToken) return null;
-  const a = req.headers.authorization;
-  if (typeof a !== 'string' || a.length < 7 || a.slice(0, 7).toLowerCase() !== 'bearer ') return null;
-  return a.slice(7).trim();
+  const name = rt.config.tokenHeader;
+  const a = req.headers[name];
+  if (typeof a !== 'string') return null;
+  if (a.length >= 7 && a.slice(0, 7).toLowerCase() === 'bearer ') return a.slice(7).trim();
+  return name === 'authorization' || a.length === 0 ? null : a.trim();
 }
 
 export async function checkBearer(rt: Runtime, token: string): Promise<BearerCheck> {
@@ -45,15 +52,15 @@ export async function checkBearer(rt: Runtime, token: string): Promise<BearerChe
 }
 
 /**
- * The app's headers after a bearer token was consumed: Authorization removed unless forwarded,
+ * The app's headers after a bearer token was consumed: the token header removed unless forwarded,
  * `x-authproxy-claims` added when verified. The caller's own x-authproxy-* headers were already
  * dropped. Returns where the slots at `slots` (value indexes) moved to, in the same order.
  */
-export function applyBearerHeaders(headers: string[], check: BearerCheck, forward: boolean, slots: readonly number[] = []): { headers: string[]; slots: number[] } {
+export function applyBearerHeaders(headers: string[], check: BearerCheck, forward: boolean, slots: readonly number[] = [], tokenHeader = 'authorization'): { headers: string[]; slots: number[] } {
   const out: string[] = [];
   const moved = slots.map(() => -1);
   for (let i = 0; i < headers.length; i += 2) {
-    if (!forward && headers[i]!.toLowerCase() === 'authorization') continue;
+    if (!forward && headers[i]!.toLowerCase() === tokenHeader) continue;
     for (let s = 0; s < slots.length; s++) if (slots[s] === i + 1) moved[s] = out.length + 1;
     out.push(headers[i]!, headers[i + 1]!);
   }

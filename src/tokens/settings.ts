@@ -12,6 +12,8 @@ export interface TokenSettings {
   readonly audience: string | null;
   /** Claim holding the caller's roles: `roles`, or `scp` / `scope` (space-separated strings are split). */
   readonly rolesClaim: string;
+  /** Lowercase header inbound bearer tokens are read from (`authorization`: `Bearer <token>`). */
+  readonly tokenHeader: string;
   /** JWS algorithms accepted on inbound tokens (asymmetric only). */
   readonly tokenAlgorithms: readonly string[];
   /** How the audience is named in token requests: RFC 8707 `resource`, `audience`, or both. */
@@ -26,12 +28,13 @@ export interface TokenSettings {
   readonly outboundUnrouted: 'passthrough' | 'deny';
 }
 
-export const TOKEN_KEYS = ['tokenEndpoint', 'jwksUri', 'audience', 'rolesClaim', 'tokenAlgorithm', 'audienceParam',
+export const TOKEN_KEYS = ['tokenEndpoint', 'jwksUri', 'audience', 'rolesClaim', 'tokenHeader', 'tokenAlgorithm', 'audienceParam',
   'tokenRefreshFraction', 'tokenCacheSize', 'clockSkew', 'outboundUnrouted'] as const;
 export type TokenKey = typeof TOKEN_KEYS[number];
 
 export const TOKEN_DEFAULTS = {
   rolesClaim: 'roles',
+  tokenHeader: 'authorization',
   tokenAlgorithms: ['ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512', 'EdDSA', 'Ed25519'],
   audienceParam: 'resource',
   tokenRefreshFraction: 0.8,
@@ -79,11 +82,16 @@ export function parseTokenSettings(get: Get, issuer: string | null, clientAuth: 
   if (!Number.isSafeInteger(size) || size < 1) throw new ConfigError('must be a whole number of at least 1', { field: 'tokenCacheSize' });
   const rolesClaim = str('rolesClaim') ?? TOKEN_DEFAULTS.rolesClaim;
   if (!/^[\x21-\x7e]{1,128}$/.test(rolesClaim)) throw new ConfigError('must be a claim name', { field: 'rolesClaim' });
+  const tokenHeader = (str('tokenHeader') ?? TOKEN_DEFAULTS.tokenHeader).toLowerCase();
+  // The sidecar's own names (identity, claims) can never carry a caller's token.
+  if (!/^[!#$%&'*+.^_`|~0-9a-z-]{1,128}$/.test(tokenHeader) || tokenHeader.startsWith('x-authproxy-') || tokenHeader === 'x-forwarded-client-cert') {
+    throw new ConfigError('must be an HTTP header name outside x-authproxy-* and x-forwarded-client-cert', { field: 'tokenHeader' });
+  }
   const audience = str('audience');
   if (audience !== null && !/^[\x21-\x7e]{1,2048}$/.test(audience)) throw new ConfigError('must be an audience without spaces', { field: 'audience' });
 
   return {
-    tokenEndpoint, jwksUri, audience, rolesClaim,
+    tokenEndpoint, jwksUri, audience, rolesClaim, tokenHeader,
     tokenAlgorithms: Object.freeze([...new Set(tokenAlgorithms as string[])]),
     audienceParam: oneOf('audienceParam', ['resource', 'audience', 'both'], TOKEN_DEFAULTS.audienceParam),
     tokenRefreshFraction: fraction,

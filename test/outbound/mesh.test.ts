@@ -15,6 +15,8 @@ import { startApp, type TestApp } from '../support/app.ts';
 import { startSidecar, type Sidecar } from '../support/sidecar.ts';
 import { policyDir } from '../support/policy-dir.ts';
 import { httpsGet } from '../support/clients.ts';
+import { startByteRelay } from '../../bench/lib/relay.ts';
+import { Agent as HttpAgent } from 'node:http';
 import { startIssuer, type RunningIssuer } from '../../src/issuer/server.ts';
 import { clientAssertion, postToken } from '../issuer/helpers.ts';
 import { startIssuerProcess, viaProxy, echoed, bearer, type IssuerProcess } from '../tokens/support.ts';
@@ -199,6 +201,39 @@ describe('sidecar to sidecar with tokens', () => {
     const expired = await toB('/admin/rotate', { 'x-authproxy-jit': expiring });
     assert.equal(expired.status, 503, 'an expired approval yields no token, so the request never leaves A');
     assert.equal((JSON.parse(expired.body) as { error: string }).error, 'token_unavailable');
+  });
+
+  it('with the token in another header (route header on A, --token-header on B) a 32 KB token crosses the warm HTTP/2 hop once per connection', async () => {
+    const routes = await policyDir({ 'routes.yaml': A_ROUTES.replace('token: { audience: "api://payments" }', 'token: { audience: "api://payments", header: "x-mesh-token", scheme: "" }') });
+    dirs.push(routes);
+    const bPolicies = await policyDir({ 'payments.yaml': B_POLICY });
+    dirs.push(bPolicies);
+    const common = ['--ca', pki.ca, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--issuer', issuer.url];
+    const b2 = await startSidecar(['--upstream', appB.upstream, '--cert', bCert.cert, '--key', bCert.key, ...common, '--policies', bPolicies,
+      '--audience', 'api://payments', '--client-auth', 'private_key_jwt', '--token-header', 'x-mesh-token']);
+    const relay = await startByteRelay({ host: '127.0.0.1', port: b2.inboundPort });
+    const a2 = await startSidecar(['--upstream', appA.upstream, '--cert', pki.server.cert, '--key', pki.server.key, ...common, '--policies', routes,
+      '--client-id', 'orders', '--client-auth', 'private_key_jwt']);
+    const agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const send = async (): Promise<Record<string, string>> => {
+        const r = await viaProxy(a2.outboundPort, `http://localhost:${relay.port}/charge/1`, { agent });
+        assert.equal(r.status, 200, r.body);
+        return echoed(r).headers;
+      };
+      const first = await send();
+      assert.deepEqual((JSON.parse(first['x-authproxy-claims']!) as { roles: string[] }).roles, ['Payments.Writer'], 'B verified the token from x-mesh-token');
+      assert.equal(first['x-mesh-token'], undefined, 'the token header is consumed, like authorization');
+      const before = relay.bytesUp();
+      for (let i = 0; i < 10; i++) await send();
+      const perRequest = (relay.bytesUp() - before) / 10;
+      assert.ok(perRequest < 4096, `a 32 KB token costs ${perRequest} bytes per request on the warm hop`);
+      assert.equal(relay.connections(), 1);
+      for (const s of [a2, b2]) for (const text of [s.stdout(), s.stderr()]) assert.doesNotMatch(text, /eyJ[\w-]{20,}\.[\w-]{20,}/, 'no token in the logs');
+    } finally {
+      agent.destroy();
+      await a2.stop(); await relay.close(); await b2.stop();
+    }
   });
 
   it('no token appears in either sidecar\'s stdout, stderr or audit log, nor in the issuer\'s log', async () => {

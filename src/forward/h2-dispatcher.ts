@@ -1,0 +1,237 @@
+// HTTP/2 client hops on node:http2, behind undici's dispatch interface so the response relay
+// (upstream.ts) drives it exactly like an undici pool. One multiplexed session per origin: over
+// TLS, where ALPN decides (a destination that picks http/1.1 is remembered and its requests go to
+// the HTTP/1.1 fallback), or cleartext with prior knowledge (h2c: gRPC apps, gRPC destinations).
+//
+// Response bodies have no per-chunk timeout here (a gRPC stream may rightly stay quiet for
+// minutes); the header timeout, the request deadline and the client's idle timeout still apply.
+//
+// Why not undici's own HTTP/2 client: with a streamed request body (every proxied request
+// body is one) it loses response bodies under concurrency: about one response in five at 50
+// concurrent streams ended with UND_ERR_RES_CONTENT_LENGTH_MISMATCH and zero body bytes read
+// (undici 8.12.4; node:http2 against the same server: 10 000 of 10 000 intact). It also creates
+// its sessions itself, with no way to size the HPACK encoder table, which large tokens need.
+import { connect as http2Connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as H2Headers, type OutgoingHttpHeaders } from 'node:http2';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { connect as netConnect, isIP, type LookupFunction, type Socket } from 'node:net';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { H2_HEADER_TABLE_BYTES } from '../http/h2.ts';
+
+export interface H2DispatcherOptions {
+  /** TLS settings (trust, client certificate) for https:// origins; null for h2c. */
+  tls: ConnectionOptions | null;
+  connectTimeoutMs: number;
+  maxHeaderBytes: number;
+  /** Resolves destination names (the boundary-checked lookup on plaintext hops). */
+  lookup?: LookupFunction;
+  /** Where requests go for a TLS origin that does not choose h2 by ALPN; null = h2 only. */
+  fallback: Dispatcher | null;
+  /** A session with no open stream is closed after this long. */
+  idleTimeoutMs?: number;
+}
+
+type Pending = () => void;
+interface OriginState { session: ClientHttp2Session | null; http1: boolean; waiting: Pending[]; failed: Error | null }
+
+const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL } = constants;
+
+export class H2Dispatcher {
+  readonly #o: H2DispatcherOptions;
+  readonly #origins = new Map<string, OriginState>();
+  #closed = false;
+
+  constructor(o: H2DispatcherOptions) { this.#o = o; }
+
+  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const origin = String(opts.origin);
+    let state = this.#origins.get(origin);
+    if (state?.http1) return this.#o.fallback!.dispatch(opts, handler);
+    const call = new H2Call(opts, handler);
+    if (this.#closed) { call.fail(new Error('dispatcher closed')); return false; }
+    if (state?.session && !state.session.closed && !state.session.destroyed) { call.send(state.session); return true; }
+    // No state, a failed attempt, or a session that is closing: connect afresh.
+    if (!state || state.failed || state.session) { state = { session: null, http1: false, waiting: [], failed: null }; this.#origins.set(origin, state); this.#connect(origin, state); }
+    const s = state;
+    s.waiting.push(() => {
+      if (s.http1) this.#o.fallback!.dispatch(opts, handler);
+      else if (s.session) call.send(s.session);
+      else call.fail(s.failed ?? new Error('no session'));
+    });
+    return true;
+  }
+
+  #connect(origin: string, state: OriginState): void {
+    const url = new URL(origin);
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const secure = url.protocol === 'https:';
+    const port = Number(url.port || (secure ? 443 : 80));
+    const o = this.#o;
+    let socket: Socket;
+    if (secure) {
+      socket = tlsConnect({
+        ...o.tls, host, port, ...(o.lookup ? { lookup: o.lookup } : {}),
+        ...(isIP(host) === 0 ? { servername: host } : {}),
+        ALPNProtocols: o.fallback ? ['h2', 'http/1.1'] : ['h2'],
+      });
+    } else {
+      socket = netConnect({ host, port, ...(o.lookup ? { lookup: o.lookup } : {}) });
+    }
+    const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`connect timeout (${o.connectTimeoutMs} ms)`), { code: 'UND_ERR_CONNECT_TIMEOUT' })), o.connectTimeoutMs);
+    const settle = (): void => { const w = state.waiting; state.waiting = []; for (const run of w) run(); };
+    const fail = (err: Error): void => {
+      clearTimeout(timer);
+      state.failed = err;
+      if (this.#origins.get(origin) === state) this.#origins.delete(origin);
+      settle();
+    };
+    socket.once('error', fail);
+    socket.once(secure ? 'secureConnect' : 'connect', () => {
+      clearTimeout(timer);
+      socket.off('error', fail);
+      if (secure && (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol !== 'h2') {
+        // The destination speaks HTTP/1.1 only: remembered, and served by the fallback pool.
+        socket.destroy();
+        state.http1 = true;
+        settle();
+        return;
+      }
+      const session = http2Connect(origin, {
+        createConnection: () => socket,
+        // The encoder may use up to what the peer advertises, up to 64 KiB: a large token that
+        // repeats on every request is then sent once per connection (never for `authorization`,
+        // which nghttp2 does not index).
+        maxDeflateDynamicTableSize: H2_HEADER_TABLE_BYTES,
+        maxSessionMemory: 64,
+        settings: { enablePush: false, maxHeaderListSize: o.maxHeaderBytes },
+      });
+      session.on('error', () => { /* each open stream gets its own error */ });
+      const forget = (): void => { if (this.#origins.get(origin) === state) this.#origins.delete(origin); };
+      session.once('close', forget);
+      session.once('goaway', forget);
+      // Quiet for a while: new requests get a new session, open streams finish on this one.
+      session.setTimeout(o.idleTimeoutMs ?? 30_000, () => { forget(); session.close(); });
+      state.session = session;
+      settle();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const sessions = [...this.#origins.values()].map((s) => s.session).filter((s): s is ClientHttp2Session => s !== null);
+    this.#origins.clear();
+    await Promise.all([
+      ...sessions.map((s) => new Promise<void>((resolve) => { if (s.closed) { resolve(); return; } s.close(() => resolve()); })),
+      this.#o.fallback?.close(),
+    ]);
+  }
+}
+
+/** One request on a session, reporting to an undici-style handler through a controller. */
+class H2Call implements Dispatcher.DispatchController {
+  readonly #opts: Dispatcher.DispatchOptions;
+  readonly #handler: Dispatcher.DispatchHandler;
+  #stream: ClientHttp2Stream | null = null;
+  #done = false;
+  #aborted = false;
+  #paused = false;
+  #reason: Error | null = null;
+  #headersTimer: NodeJS.Timeout | null = null;
+
+  constructor(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) {
+    this.#opts = opts; this.#handler = handler;
+    // The handler may abort while the session is still being set up.
+    handler.onRequestStart?.(this, {});
+  }
+
+  get aborted(): boolean { return this.#aborted; }
+  get paused(): boolean { return this.#paused; }
+  get reason(): Error | null { return this.#reason; }
+
+  abort(reason: Error): void {
+    if (this.#done) return;
+    this.#aborted = true; this.#reason = reason;
+    this.#stream?.close(NGHTTP2_CANCEL);
+    this.fail(reason);
+  }
+  pause(): void { this.#paused = true; this.#stream?.pause(); }
+  resume(): void { this.#paused = false; this.#stream?.resume(); }
+
+  fail(err: Error): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#clearTimer();
+    const body = this.#opts.body;
+    if (body && typeof (body as Readable).unpipe === 'function' && this.#stream) (body as Readable).unpipe(this.#stream);
+    this.#handler.onResponseError?.(this, err);
+  }
+
+  send(session: ClientHttp2Session): void {
+    if (this.#done) return;
+    const opts = this.#opts;
+    const body = opts.body as Readable | Buffer | null | undefined;
+    let stream: ClientHttp2Stream;
+    try {
+      stream = session.request(requestHeaders(opts), { endStream: body === null || body === undefined });
+    } catch (e) { this.fail(e as Error); return; }
+    this.#stream = stream;
+    if (opts.headersTimeout) {
+      this.#headersTimer = setTimeout(() => this.abort(Object.assign(new Error('headers timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), opts.headersTimeout);
+    }
+    // Body and end listeners are attached once the response headers were handed over: node:http2
+    // emits 'response' on the next tick, while DATA already flows into the stream, so a 'data'
+    // listener attached up front could see body bytes before the headers.
+    stream.once('response', (h: H2Headers) => {
+      this.#clearTimer();
+      if (this.#done) return;
+      const status = Number(h[HTTP2_HEADER_STATUS]);
+      const headers: IncomingHttpHeaders = {};
+      for (const name in h) if (name.charCodeAt(0) !== 58) headers[name] = h[name];
+      this.#handler.onResponseStart?.(this, status, headers, '');
+      if (this.#done) return;
+      let trailers: IncomingHttpHeaders = {};
+      stream.on('trailers', (t: H2Headers) => { trailers = t as IncomingHttpHeaders; });
+      stream.on('data', (chunk: Buffer) => { if (!this.#done) this.#handler.onResponseData?.(this, chunk); });
+      stream.on('end', () => {
+        if (this.#done) return;
+        this.#done = true;
+        this.#handler.onResponseEnd?.(this, trailers);
+      });
+      if (this.#paused) stream.pause();
+    });
+    stream.on('error', (err: Error) => this.fail(err));
+    stream.on('close', () => {
+      if (this.#done) return;
+      this.fail(Object.assign(new Error(`stream closed by the peer (HTTP/2 error code ${stream.rstCode ?? 'unknown'})`), { code: 'ERR_HTTP2_STREAM_ERROR' }));
+    });
+    if (Buffer.isBuffer(body)) stream.end(body);
+    else if (body) {
+      const readable = body as Readable;
+      readable.on('error', (e) => this.abort(e));
+      readable.pipe(stream);
+    }
+  }
+
+  #clearTimer(): void { if (this.#headersTimer) { clearTimeout(this.#headersTimer); this.#headersTimer = null; } }
+}
+
+/** undici-style request options → HTTP/2 request headers (Host becomes :authority). */
+function requestHeaders(opts: Dispatcher.DispatchOptions): OutgoingHttpHeaders {
+  const url = new URL(String(opts.origin));
+  const out: OutgoingHttpHeaders = {
+    ':method': opts.method, ':path': opts.path, ':scheme': url.protocol === 'https:' ? 'https' : 'http', ':authority': url.host,
+  };
+  const flat = opts.headers as string[] | null | undefined;
+  if (!Array.isArray(flat)) return out;
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = flat[i]!.toLowerCase();
+    const value = flat[i + 1]!;
+    if (name === 'host') { out[':authority'] = value; continue; }
+    const prev = out[name];
+    if (prev === undefined) out[name] = value;
+    else if (name === 'cookie') out[name] = `${String(prev)}; ${value}`;
+    else out[name] = Array.isArray(prev) ? [...prev, value] : [String(prev), value];
+  }
+  return out;
+}
