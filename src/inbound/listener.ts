@@ -34,6 +34,9 @@ export function createInboundServer(rt: Runtime, upstream: UpstreamPool): Inboun
     // A client that opens TCP and never finishes the handshake holds a slot: bound it like headers.
     handshakeTimeout: rt.config.headerTimeoutMs,
     allowHTTP1: true,
+    // https.Server turns Nagle off by default, node:http2's server does not: small writes
+    // (headers, short bodies, gRPC messages) would otherwise wait for the peer's delayed ACK.
+    noDelay: true,
     ...serverLimits(rt.config),
     ...h2Settings(rt.config.maxHeaderBytes),
   });

@@ -26,7 +26,8 @@ export function createOutboundServer(rt: Runtime, fwd: OutboundForwarding): Outb
   h2c.on('timeout', (idle: { destroy(): void }) => idle.destroy());
   h2c.on('request', outboundHandler(rt, fwd));
   const open = new Set<Socket>();
-  const listener = createNetServer((socket) => {
+  // net.Server keeps Nagle on unless told (http.Server turns it off): off, as on every hop.
+  const listener = createNetServer({ noDelay: true }, (socket) => {
     open.add(socket);
     socket.once('close', () => open.delete(socket));
     dispatchByPreface(socket, (isH2) => {
