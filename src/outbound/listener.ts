@@ -30,7 +30,10 @@ export function createOutboundServer(rt: Runtime, fwd: OutboundForwarding): Outb
   const listener = createNetServer({ noDelay: true }, (socket) => {
     open.add(socket);
     socket.once('close', () => open.delete(socket));
+    // A client that connects and sends nothing is cut like a slow header block (slowloris).
+    socket.setTimeout(rt.config.headerTimeoutMs, () => socket.destroy());
     dispatchByPreface(socket, (isH2) => {
+      socket.setTimeout(0);
       if (isH2) { h2c.emit('connection', socket); return; }
       server.emit('connection', socket);
       // The HTTP/1.1 parser reads what was put back only once the socket flows again (the
