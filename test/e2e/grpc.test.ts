@@ -140,6 +140,21 @@ describe('gRPC through the sidecar', () => {
     } finally { await down.stop(); }
   });
 
+  it('answers DEADLINE_EXCEEDED itself when the gRPC app outlives the request deadline', async () => {
+    const slow = await startSidecar(['--upstream', `h2c://127.0.0.1:${app.port}`, '--cert', bCert.cert, '--key', bCert.key, '--ca', pki.ca,
+      '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--policies', dirs[1]!, '--request-timeout', '300ms']);
+    try {
+      const c = grpcClient(`127.0.0.1:${slow.inboundPort}`, { tls: { ca: readFileSync(pki.ca), cert: readFileSync(pki.clients.billing.cert), key: readFileSync(pki.clients.billing.key), servername: 'localhost' } });
+      clients.push(c);
+      // The client's own deadline is 10 s: the status below can only come from the sidecar.
+      await assert.rejects(unary(c, 'sleep:3000'), (e: grpc.ServiceError) => {
+        assert.equal(e.code, grpc.status.DEADLINE_EXCEEDED);
+        assert.match(e.details, /^upstream_timeout: /);
+        return true;
+      });
+    } finally { await slow.stop(); }
+  });
+
   it('carries every call kind from the app through the outbound listener to the peer sidecar and its gRPC app', async () => {
     const c = viaA();
     const u = await unary(c, 'outbound');

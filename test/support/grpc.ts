@@ -48,7 +48,7 @@ function trailer(): grpc.Metadata {
 
 /**
  * Unary echoes; ServerStream sends `count` replies `text#i`; ClientStream joins the texts with ',';
- * Bidi answers each message, uppercased, as it arrives. A unary request text `fail:<code>` makes
+ * Bidi answers each message, uppercased, as it arrives. A unary request text `sleep:<ms>` answers that late; `fail:<code>` makes
  * the server answer that status with trailing metadata `x-failure: on purpose` and no message,
  * which grpc-js sends as a trailers-only response (one HEADERS frame with END_STREAM).
  */
@@ -63,6 +63,11 @@ export async function startGrpcServer(): Promise<GrpcServer> {
         const md = new grpc.Metadata();
         md.set('x-failure', 'on purpose');
         cb({ code: Number(m[1]), details: 'failed on purpose', metadata: md });
+        return;
+      }
+      const slow = /^sleep:(\d+)$/.exec(call.request.text);
+      if (slow) {
+        setTimeout(() => cb(null, { text: call.request.text, metadata: seenMetadata(call.metadata) }, trailer()), Number(slow[1]));
         return;
       }
       cb(null, { text: call.request.text, metadata: seenMetadata(call.metadata) }, trailer());
