@@ -28,7 +28,7 @@ export interface H2DispatcherOptions {
   lookup?: LookupFunction;
   /** Where requests go for a TLS origin that does not choose h2 by ALPN; null = h2 only. */
   fallback: Dispatcher | null;
-  /** A session with no open stream is closed after this long. */
+  /** A session without traffic for this long takes no new requests and closes once its streams end. */
   idleTimeoutMs?: number;
 }
 
