@@ -15,9 +15,20 @@ import { BodyTooLarge } from './errors.ts';
  * (a gRPC server bounds each message itself; grpc-js defaults to 4 MB).
  */
 export function needsBuffering(req: IncomingMessage | Http2ServerRequest, limit: number): boolean {
-  if (limit <= 0 || req.headers['content-length'] !== undefined) return false;
-  if (req.httpVersionMajor !== 2) return req.headers['transfer-encoding'] !== undefined;
-  return !(req as Http2ServerRequest).stream.endAfterHeaders && !isGrpc(req.headers['content-type']);
+  if (limit <= 0 || req.headers['content-length'] !== undefined || !hasBody(req)) return false;
+  return req.httpVersionMajor !== 2 || !isGrpc(req.headers['content-type']);
+}
+
+/**
+ * Whether a request body follows the headers. HTTP/1.1 says so with Content-Length or
+ * Transfer-Encoding; HTTP/2 needs neither, and a stream whose HEADERS frame did not end it
+ * carries a body (a gRPC stream, for instance).
+ */
+export function hasBody(req: IncomingMessage | Http2ServerRequest): boolean {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined) return declared !== '0';
+  if (req.httpVersionMajor === 2) return !(req as Http2ServerRequest).stream.endAfterHeaders;
+  return req.headers['transfer-encoding'] !== undefined;
 }
 
 export function declaredTooLarge(req: IncomingMessage | Http2ServerRequest, limit: number): boolean {

@@ -17,7 +17,7 @@ import { connect as netConnect, isIP, type LookupFunction, type Socket } from 'n
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { H2_HEADER_TABLE_BYTES } from '../http/h2.ts';
+import { H2_HEADER_TABLE_BYTES, H2_MAX_SESSION_MEMORY_MB, isPseudoHeader } from '../http/h2.ts';
 
 export interface H2DispatcherOptions {
   /** TLS settings (trust, client certificate) for https:// origins; null for h2c. */
@@ -104,7 +104,7 @@ export class H2Dispatcher {
         // repeats on every request is then sent once per connection (never for `authorization`,
         // which nghttp2 does not index).
         maxDeflateDynamicTableSize: H2_HEADER_TABLE_BYTES,
-        maxSessionMemory: 64,
+        maxSessionMemory: H2_MAX_SESSION_MEMORY_MB,
         settings: { enablePush: false, maxHeaderListSize: o.maxHeaderBytes },
       });
       session.on('error', () => { /* each open stream gets its own error */ });
@@ -188,7 +188,7 @@ class H2Call implements Dispatcher.DispatchController {
       if (this.#done) return;
       const status = Number(h[HTTP2_HEADER_STATUS]);
       const headers: IncomingHttpHeaders = {};
-      for (const name in h) if (name.charCodeAt(0) !== 58) headers[name] = h[name];
+      for (const name in h) if (!isPseudoHeader(name)) headers[name] = h[name];
       this.#handler.onResponseStart?.(this, status, headers, '');
       if (this.#done) return;
       let trailers: IncomingHttpHeaders = {};

@@ -15,6 +15,7 @@ import { DeadlineExceeded, classifyUpstreamError } from './errors.ts';
 import { backoffMs, isRetryable, type RetryBudget } from './retry.ts';
 import { formatGrpcTimeout } from './deadline.ts';
 import { H2Dispatcher } from './h2-dispatcher.ts';
+import { hasBody } from './body-limit.ts';
 import type { ErrorCode } from '../errors.ts';
 
 export interface ForwardOutcome {
@@ -205,15 +206,3 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
 }
 
 function clientGone(res: ServerResponse | Http2ServerResponse): boolean { return res.destroyed || res.writableEnded; }
-
-/**
- * Whether a request body follows the headers. HTTP/1.1 says so with Content-Length or
- * Transfer-Encoding; HTTP/2 needs neither, and a stream whose HEADERS frame did not end it
- * carries a body (a gRPC stream, for instance).
- */
-export function hasBody(req: IncomingMessage | Http2ServerRequest): boolean {
-  const declared = req.headers['content-length'];
-  if (declared !== undefined) return declared !== '0';
-  if (req.httpVersionMajor === 2) return !(req as Http2ServerRequest).stream.endAfterHeaders;
-  return req.headers['transfer-encoding'] !== undefined;
-}

@@ -8,6 +8,12 @@ import type { Http2ServerRequest } from 'node:http2';
 /** HPACK dynamic table, both ways between sidecars: one 16–32 KB token plus the ordinary headers. */
 export const H2_HEADER_TABLE_BYTES = 65_536;
 
+/**
+ * nghttp2's memory bound per session, in MB: it counts the header tables and queued frames, and
+ * its default (10) is reached by a few hundred concurrent streams with 32 KB headers.
+ */
+export const H2_MAX_SESSION_MEMORY_MB = 64;
+
 export type AnyRequest = IncomingMessage | Http2ServerRequest;
 
 /** `:method`, `:path`, `:authority`, `:scheme`, `:protocol`. */

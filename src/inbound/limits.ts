@@ -1,7 +1,7 @@
 // What both inbound listeners share: the limits that keep one client from hurting the others,
 // and the refusals written when the HTTP parser gives up on a request.
 import type { Server as HttpServer, ServerOptions } from 'node:http';
-import type { Http2SecureServer } from 'node:http2';
+import type { Http2SecureServer, Http2Server } from 'node:http2';
 import type { Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/config.ts';
@@ -23,13 +23,19 @@ export function serverLimits(c: Config): ServerOptions {
   };
 }
 
+/**
+ * A connection that sends and receives nothing for `ms` is closed (slow-body clients). For
+ * HTTP/2 the idle one is the session, which is ended the same way.
+ */
+export function cutIdleConnections(server: HttpServer | Http2SecureServer | Http2Server, ms: number): void {
+  server.setTimeout(ms);
+  (server as HttpServer).on('timeout', (idle: { destroy(): void }) => idle.destroy());
+}
+
 export function applyLimits(server: HttpServer | Http2SecureServer, rt: Runtime): void {
   const c = rt.config;
   server.maxConnections = c.maxConnections;
-  // A connection that sends and receives nothing for this long is closed (slow-body clients).
-  // (For HTTP/2 the idle one is the session, which is ended the same way.)
-  server.setTimeout(c.clientIdleTimeoutMs);
-  server.on('timeout', (idle: { destroy(): void }) => idle.destroy());
+  cutIdleConnections(server, c.clientIdleTimeoutMs);
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // https.Server also routes TLS handshake failures (and the handshake timeout) here; a
     // socket that never became secure can carry no HTTP answer, so only parser errors get one.

@@ -7,7 +7,6 @@
 // the compatibility API, so both are authorized and forwarded by one code path.
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { TLSSocket, SecureContextOptions } from 'node:tls';
-import type { Socket } from 'node:net';
 import type { Runtime } from '../runtime/state.ts';
 import type { TlsMaterial } from '../identity/material.ts';
 import { checkPeer } from '../identity/peer.ts';
@@ -17,7 +16,7 @@ import { serverLimits, applyLimits } from './limits.ts';
 import { inboundHandler } from './handler.ts';
 import { inboundUpgradeHandler } from './upgrade.ts';
 import { log } from '../log.ts';
-import { H2_HEADER_TABLE_BYTES } from '../http/h2.ts';
+import { H2_HEADER_TABLE_BYTES, H2_MAX_SESSION_MEMORY_MB } from '../http/h2.ts';
 
 export function secureContextOptions(m: TlsMaterial): SecureContextOptions {
   return { cert: m.certPem, key: m.keyPem, ca: m.caPem };
@@ -41,11 +40,6 @@ export function createInboundServer(rt: Runtime, upstream: UpstreamPool): Inboun
     ...h2Settings(rt.config.maxHeaderBytes),
   });
   applyLimits(server, rt);
-  // http2's server has no closeAllConnections(); the drain needs one for connections that
-  // outlive the grace period.
-  const open = new Set<Socket>();
-  connections.set(server, open);
-  server.on('connection', (socket: Socket) => { open.add(socket); socket.once('close', () => open.delete(socket)); });
 
   // Runs before the HTTP layer's own listener, so a refused peer's bytes are never parsed.
   server.prependListener('secureConnection', (socket: TLSSocket) => {
@@ -80,17 +74,8 @@ export function createInboundServer(rt: Runtime, upstream: UpstreamPool): Inboun
 export function h2Settings(maxHeaderBytes: number): { settings: { headerTableSize: number; maxHeaderListSize: number }; maxSessionMemory: number } {
   return {
     settings: { headerTableSize: H2_HEADER_TABLE_BYTES, maxHeaderListSize: maxHeaderBytes },
-    // nghttp2 counts the header table and queued frames against this (MB); the default (10) is
-    // reached by a few hundred concurrent streams with 32 KB headers.
-    maxSessionMemory: 64,
+    maxSessionMemory: H2_MAX_SESSION_MEMORY_MB,
   };
-}
-
-const connections = new WeakMap<InboundServer, Set<Socket>>();
-
-/** Ends every connection still open (the drain's last step, after the grace period). */
-export function closeAllInboundConnections(server: InboundServer): void {
-  for (const socket of connections.get(server) ?? []) socket.destroy();
 }
 
 export function reloadServerCertificate(server: InboundServer, m: TlsMaterial): void {

@@ -13,7 +13,9 @@ import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { Runtime } from '../runtime/state.ts';
 import { refuseRaw } from '../http/refuse.ts';
-import { serverLimits } from '../inbound/limits.ts';
+import { trackConnections } from '../http/connections.ts';
+import { H2_MAX_SESSION_MEMORY_MB } from '../http/h2.ts';
+import { serverLimits, cutIdleConnections } from '../inbound/limits.ts';
 import { outboundHandler, type OutboundForwarding } from './handler.ts';
 
 /** The listening socket, plus a way to end its connections when the drain is over. */
@@ -21,15 +23,11 @@ export interface OutboundServer { listener: NetServer; closeAllConnections(): vo
 
 export function createOutboundServer(rt: Runtime, fwd: OutboundForwarding): OutboundServer {
   const server = createHttp1Server(rt, fwd);
-  const h2c = createH2cServer({ settings: { maxHeaderListSize: rt.config.maxHeaderBytes }, maxSessionMemory: 64 });
-  h2c.setTimeout(rt.config.clientIdleTimeoutMs);
-  h2c.on('timeout', (idle: { destroy(): void }) => idle.destroy());
+  const h2c = createH2cServer({ settings: { maxHeaderListSize: rt.config.maxHeaderBytes }, maxSessionMemory: H2_MAX_SESSION_MEMORY_MB });
+  cutIdleConnections(h2c, rt.config.clientIdleTimeoutMs);
   h2c.on('request', outboundHandler(rt, fwd));
-  const open = new Set<Socket>();
   // net.Server keeps Nagle on unless told (http.Server turns it off): off, as on every hop.
   const listener = createNetServer({ noDelay: true }, (socket) => {
-    open.add(socket);
-    socket.once('close', () => open.delete(socket));
     // A client that connects and sends nothing is cut like a slow header block (slowloris).
     socket.setTimeout(rt.config.headerTimeoutMs, () => socket.destroy());
     dispatchByPreface(socket, (isH2) => {
@@ -41,7 +39,7 @@ export function createOutboundServer(rt: Runtime, fwd: OutboundForwarding): Outb
       socket.resume();
     });
   });
-  return { listener, closeAllConnections: () => { for (const s of open) s.destroy(); } };
+  return { listener, closeAllConnections: trackConnections(listener) };
 }
 
 // "PRI * HTTP/2.0\r\n…": no HTTP/1.1 method starts with PRI, so three bytes decide.
@@ -64,7 +62,7 @@ function dispatchByPreface(socket: Socket, to: (isH2: boolean) => void): void {
 function createHttp1Server(rt: Runtime, fwd: OutboundForwarding): Server {
   const c = rt.config;
   const server = createServer(serverLimits(c));
-  server.setTimeout(c.clientIdleTimeoutMs, (socket: Socket) => socket.destroy());
+  cutIdleConnections(server, c.clientIdleTimeoutMs);
   server.on('request', outboundHandler(rt, fwd));
   const refuseSocket = (socket: Duplex, message: string): void => {
     refuseRaw(socket, 'bad_request', message, randomUUID());

@@ -9,7 +9,8 @@ import { loadTlsMaterial, chainsToBundle } from '../identity/material.ts';
 import { openAuditLog } from '../audit/writer.ts';
 import { Metrics } from '../admin/metrics.ts';
 import { createAdminServer } from '../admin/server.ts';
-import { createInboundServer, closeAllInboundConnections } from '../inbound/listener.ts';
+import { createInboundServer } from '../inbound/listener.ts';
+import { trackConnections } from '../http/connections.ts';
 import { createPlaintextServer } from '../inbound/plaintext.ts';
 import { UpstreamPool } from '../forward/upstream.ts';
 import { RetryBudget } from '../forward/retry.ts';
@@ -72,6 +73,7 @@ export async function start(config: Config): Promise<Running> {
     onRetry: (result) => metrics.retry('inbound', result),
   });
   const inbound = createInboundServer(rt, upstream);
+  const closeAllInbound = trackConnections(inbound);
   const inboundAt = await listen(inbound, config.listen);
   const plaintext = config.plaintextListen ? createPlaintextServer(rt, upstream) : null;
   const plaintextAt = plaintext && config.plaintextListen ? await listen(plaintext, config.plaintextListen) : null;
@@ -108,7 +110,7 @@ export async function start(config: Config): Promise<Running> {
     (inbound as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
     const deadline = Date.now() + config.drainTimeoutMs;
     while (rt.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-    closeAllInboundConnections(inbound);
+    closeAllInbound();
     plaintext?.closeAllConnections();
     await closed;
     // The outbound listener outlives the drain: the app may need outbound calls to finish its in-flight work.

@@ -1,6 +1,6 @@
 // Wires the token pieces from the Config: one issuer HTTP client and one metadata source shared by
-// the outbound token cache and the inbound verifier. Both are null without `--issuer` (and, for
-// the cache, without a token endpoint).
+// the outbound token cache and the inbound verifier. The verifier is null without `--issuer`; a
+// token endpoint alone gives the cache only.
 import type { Config } from '../config/config.ts';
 import type { TlsMaterial } from '../identity/material.ts';
 import type { Metrics } from '../admin/metrics.ts';
@@ -45,10 +45,10 @@ export interface TokenServices {
   close(): Promise<void>;
 }
 
+/** Called (and this module loaded) only when `--issuer` or `--token-endpoint` is set: see runtime/start.ts. */
 export function createTokenServices(config: Config, tls: () => TlsMaterial, metrics: Metrics): TokenServices {
   const canFetch = config.issuer !== null || config.tokenEndpoint !== null;
   const canVerify = config.issuer !== null;
-  if (!canFetch && !canVerify) return { outbound: null, verifier: null, close: async () => {} };
 
   const http = new IssuerHttp(tls);
   const metadata = new IssuerMetadata(config.issuer, { tokenEndpoint: config.tokenEndpoint, jwksUri: config.jwksUri }, http);

@@ -41,11 +41,17 @@ describe('gRPC through the sidecar', () => {
   let pki: TestPki; let app: GrpcServer; let a: Sidecar; let b: Sidecar; let bCert: ClientFiles;
   const dirs: string[] = [];
   const clients: EchoClient[] = [];
-  const toB = (who: ClientFiles): EchoClient => {
-    const c = grpcClient(`127.0.0.1:${b.inboundPort}`, { tls: { ca: readFileSync(pki.ca), cert: readFileSync(who.cert), key: readFileSync(who.key), servername: 'localhost' } });
+  let bPolicies: string;
+  /** A gRPC client with `who`'s certificate for the inbound port of a B-like sidecar. */
+  const tlsClient = (port: number, who: ClientFiles): EchoClient => {
+    const c = grpcClient(`127.0.0.1:${port}`, { tls: { ca: readFileSync(pki.ca), cert: readFileSync(who.cert), key: readFileSync(who.key), servername: 'localhost' } });
     clients.push(c);
     return c;
   };
+  const toB = (who: ClientFiles): EchoClient => tlsClient(b.inboundPort, who);
+  /** Run flags of sidecar B (B's certificate and policies) in front of `upstream`. */
+  const bArgs = (upstream: string, ...extra: string[]): string[] => ['--upstream', upstream, '--cert', bCert.cert, '--key', bCert.key, '--ca', pki.ca,
+    '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--policies', bPolicies, ...extra];
   const viaA = (): EchoClient => {
     // The app's client dials its sidecar's outbound listener in cleartext and names the service in :authority.
     const c = grpcClient(`127.0.0.1:${a.outboundPort}`, { authority: `localhost:${b.inboundPort}` });
@@ -57,13 +63,13 @@ describe('gRPC through the sidecar', () => {
     pki = await makePki();
     bCert = await pki.issue('payments', { spiffeId: PAYMENTS_ID, dnsNames: ['localhost'] });
     app = await startGrpcServer();
-    const bPolicies = await policyDir({ 'echo.yaml': B_POLICY });
+    bPolicies = await policyDir({ 'echo.yaml': B_POLICY });
     const aPolicies = await policyDir({ 'routes.yaml': A_ROUTES });
     dirs.push(aPolicies, bPolicies);
-    const common = ['--ca', pki.ca, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'];
     [a, b] = await Promise.all([
-      startSidecar(['--upstream', 'http://127.0.0.1:9', '--cert', pki.server.cert, '--key', pki.server.key, ...common, '--policies', aPolicies]),
-      startSidecar(['--upstream', `h2c://127.0.0.1:${app.port}`, '--cert', bCert.cert, '--key', bCert.key, ...common, '--policies', bPolicies]),
+      startSidecar(['--upstream', 'http://127.0.0.1:9', '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
+        '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--policies', aPolicies]),
+      startSidecar(bArgs(`h2c://127.0.0.1:${app.port}`)),
     ]);
   });
   after(async () => {
@@ -127,12 +133,9 @@ describe('gRPC through the sidecar', () => {
   });
 
   it('answers UNAVAILABLE when the gRPC app is down', async () => {
-    const down = await startSidecar(['--upstream', 'h2c://127.0.0.1:9', '--cert', bCert.cert, '--key', bCert.key, '--ca', pki.ca,
-      '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--policies', dirs[1]!]);
+    const down = await startSidecar(bArgs('h2c://127.0.0.1:9'));
     try {
-      const c = grpcClient(`127.0.0.1:${down.inboundPort}`, { tls: { ca: readFileSync(pki.ca), cert: readFileSync(pki.clients.billing.cert), key: readFileSync(pki.clients.billing.key), servername: 'localhost' } });
-      clients.push(c);
-      await assert.rejects(unary(c, 'anyone there'), (e: grpc.ServiceError) => {
+      await assert.rejects(unary(tlsClient(down.inboundPort, pki.clients.billing), 'anyone there'), (e: grpc.ServiceError) => {
         assert.equal(e.code, grpc.status.UNAVAILABLE);
         assert.match(e.details, /^upstream_unavailable: /);
         return true;
@@ -141,13 +144,10 @@ describe('gRPC through the sidecar', () => {
   });
 
   it('answers DEADLINE_EXCEEDED itself when the gRPC app outlives the request deadline', async () => {
-    const slow = await startSidecar(['--upstream', `h2c://127.0.0.1:${app.port}`, '--cert', bCert.cert, '--key', bCert.key, '--ca', pki.ca,
-      '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--policies', dirs[1]!, '--request-timeout', '300ms']);
+    const slow = await startSidecar(bArgs(`h2c://127.0.0.1:${app.port}`, '--request-timeout', '300ms'));
     try {
-      const c = grpcClient(`127.0.0.1:${slow.inboundPort}`, { tls: { ca: readFileSync(pki.ca), cert: readFileSync(pki.clients.billing.cert), key: readFileSync(pki.clients.billing.key), servername: 'localhost' } });
-      clients.push(c);
       // The client's own deadline is 10 s: the status below can only come from the sidecar.
-      await assert.rejects(unary(c, 'sleep:3000'), (e: grpc.ServiceError) => {
+      await assert.rejects(unary(tlsClient(slow.inboundPort, pki.clients.billing), 'sleep:3000'), (e: grpc.ServiceError) => {
         assert.equal(e.code, grpc.status.DEADLINE_EXCEEDED);
         assert.match(e.details, /^upstream_timeout: /);
         return true;
