@@ -8,7 +8,8 @@
 import type { IncomingMessage, ServerResponse, IncomingHttpHeaders } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Pool } from './undici.ts';
 import type { Upstream as UpstreamTarget } from '../config/address.ts';
 import { HOP_BY_HOP } from '../http/hop-by-hop.ts';
 import { DeadlineExceeded, classifyUpstreamError } from './errors.ts';

@@ -9,7 +9,8 @@
 // destination over whichever it picks. A plaintext hop keeps the app's version: HTTP/1.1 stays
 // HTTP/1.1, and an app that spoke HTTP/2 (h2c, as gRPC clients do) is carried over h2c.
 import { rootCertificates } from 'node:tls';
-import { Agent } from 'undici';
+import type { Agent as AgentTypes } from 'undici';
+import { Agent } from '../forward/undici.ts';
 import type { Config } from '../config/config.ts';
 import type { TlsMaterial } from '../identity/material.ts';
 import type { PolicySet } from '../policy/types.ts';
@@ -32,7 +33,7 @@ export class OutboundAgents {
       lookup: boundaryCheckedLookup(policy) as never, fallback: null });
   }
 
-  #base(): Agent.Options {
+  #base(): AgentTypes.Options {
     const c = this.#config;
     return {
       headersTimeout: c.upstreamTimeoutMs,
