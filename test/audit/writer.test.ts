@@ -29,6 +29,24 @@ describe('audit log writer', () => {
     } finally { await rm(dir, { recursive: true, force: true }); }
   });
 
+  it('keeps lines whole and in order around a line larger than a whole batch, and reuses nothing early', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'authproxy-audit-'));
+    try {
+      const log = await openAuditLog(join(dir, 'audit.log'));
+      const huge = { ...record(1), reason: 'r'.repeat(100 * 1024) };
+      // Batches cut while a write is in flight, a line too big for any batch, then more batches.
+      for (let i = 0; i < 400; i++) log.write(record(i));
+      log.write({ ...huge, requestId: 'huge' });
+      for (let i = 400; i < 1200; i++) { log.write(record(i)); if (i % 100 === 0) await new Promise((r) => setImmediate(r)); }
+      await log.close();
+      const lines = (await readFile(join(dir, 'audit.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as AuditRecord);
+      const expected = [...Array.from({ length: 400 }, (_, i) => `r${i}`), 'huge', ...Array.from({ length: 800 }, (_, i) => `r${i + 400}`)];
+      assert.deepEqual(lines.map((l) => l.requestId), expected);
+      assert.equal(lines[400]!.reason.length, 100 * 1024);
+      assert.ok(lines.every((l, i) => i === 400 || l.reason === 'ok'), 'no line overwritten by a reused block');
+    } finally { await rm(dir, { recursive: true, force: true }); }
+  });
+
   it('appends to an existing log instead of truncating it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'authproxy-audit-'));
     try {
