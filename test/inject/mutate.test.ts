@@ -91,7 +91,7 @@ test('the sidecar runs as non-root with a read-only root filesystem, no capabili
     runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true,
     capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
   });
-  assert.deepEqual(c.resources, { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } });
+  assert.deepEqual(c.resources, { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '256Mi' } });
 });
 
 test('certificates come from the service account\'s Secret and policies from the ConfigMap, mounted read-only', () => {
@@ -124,7 +124,7 @@ test('per-pod annotations override upstream port, policies ConfigMap, issuer, cl
     'authproxy.dev/client-id': 'web-client',
     'authproxy.dev/cert-secret': 'web-identity',
     'authproxy.dev/proxy-cpu': '200m',
-    'authproxy.dev/proxy-memory': '128Mi',
+    'authproxy.dev/proxy-memory': '192Mi',
     'authproxy.dev/proxy-memory-limit': '512Mi',
     'authproxy.dev/no-proxy': '.internal.example, 10.0.0.0/8',
   }), NS, TEST_SETTINGS));
@@ -133,7 +133,7 @@ test('per-pod annotations override upstream port, policies ConfigMap, issuer, cl
   assert.ok(args.includes('--upstream=http://127.0.0.1:9090'));
   assert.ok(args.includes('--issuer=https://idp.example.net/realms/shop'));
   assert.ok(args.includes('--client-id=web-client'));
-  assert.deepEqual(c.resources, { requests: { cpu: '200m', memory: '128Mi' }, limits: { memory: '512Mi' } });
+  assert.deepEqual(c.resources, { requests: { cpu: '200m', memory: '192Mi' }, limits: { memory: '512Mi' } });
   assert.deepEqual(t.spec.volumes, [
     { name: 'authproxy-certs', secret: { secretName: 'web-identity' } },
     { name: 'authproxy-policies', configMap: { name: 'shop-policies' } },
