@@ -52,6 +52,8 @@ export interface RunSettings {
   /** The fixed-rate requests are split over this many interleaved rounds. */
   rounds: number;
   warmupRequests: number;
+  /** Closed-loop load each target gets (and that is discarded) before the fixed-rate rounds. */
+  warmTargetMs?: number;
   bodyBytes: number;
   connections: number;
   saturateMs: number;
@@ -121,10 +123,11 @@ export function budgets(r: BenchReport): BudgetLine[] {
     }
     if (p.peak) out.push({ budget: `peak RSS ≤ ${BUDGETS.peakRssMb} MB`, subject: p.label, value: `${mb(p.peak.hwmKb)} MB`, pass: p.peak.hwmKb / 1024 <= BUDGETS.peakRssMb });
   }
-  const shipped = r.ready[0];
-  if (shipped && shipped.readyMs.length) {
-    const m = median(shipped.readyMs);
-    out.push({ budget: `ready ≤ ${BUDGETS.readyMs} ms`, subject: shipped.label, value: `${f(m, 0)} ms (median of ${shipped.readyMs.length})`, pass: m <= BUDGETS.readyMs });
+  // Both launches are judged: the image is what production runs, the repo what a developer runs.
+  for (const series of r.ready) {
+    if (!series.readyMs.length) continue;
+    const m = median(series.readyMs);
+    out.push({ budget: `ready ≤ ${BUDGETS.readyMs} ms`, subject: series.label, value: `${f(m, 0)} ms (median of ${series.readyMs.length})`, pass: m <= BUDGETS.readyMs });
   }
   const cached = findPath(r, 'outbound-cached-token');
   const plain = findPath(r, 'outbound-plain');
@@ -157,7 +160,8 @@ export function renderMarkdown(r: BenchReport): string {
 
   L.push('## Latency at a fixed rate', '');
   L.push(`${int(s.requests)} requests per path in ${s.rounds} interleaved rounds (each after ${int(s.warmupRequests)} warm-up), at ${s.rate} req/s (open loop), ${s.bodyBytes} B POST body and 1 KB response,` +
-    ' keep-alive. Latency is measured from each request\'s **scheduled** send time (no coordinated omission). Milliseconds.', '');
+    ' keep-alive. Latency is measured from each request\'s **scheduled** send time (no coordinated omission). Milliseconds.' +
+    (s.warmTargetMs ? ` Before the first round every target (the peers too) gets ${f(s.warmTargetMs / 1000, 1)} s of closed-loop load that is not counted: a long-running sidecar serves with its hot code compiled, and a cold one is a start-up figure, not a steady-state one.` : ''), '');
   L.push('| path | n | p50 | p90 | p99 | p99.9 | max | added p50 | added p99 | p50 × direct | p99 × direct | errors | budget (added p50 ≤ 0.25, p99 ≤ 1) |');
   L.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
   for (const p of r.paths) {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { builtinModules } from 'node:module';
-import { cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, readdir, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { REPO } from './support/injector.ts';
@@ -61,8 +61,10 @@ test('the files the Dockerfile copies, compiled as it compiles them, run authpro
     await new Promise<void>((resolve, reject) => {
       execFile(join(REPO, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json'], { cwd: app }, (e, stdout) => (e ? reject(new Error(stdout)) : resolve()));
     });
-    await mkdir(join(app, 'bin'));
-    await writeFile(join(app, 'bin/authproxy'), "#!/usr/bin/env node\nimport '../dist/cli/main.js';\n", { mode: 0o755 });
+    // The launcher written by the Dockerfile's own command, #! line and all.
+    await new Promise<void>((resolve, reject) => {
+      execFile(process.execPath, ['-e', script], { cwd: app }, (e, _out, stderr) => (e ? reject(new Error(stderr)) : resolve()));
+    });
     await rm(join(app, 'src'), { recursive: true });
     const deployment = 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n        - {name: web, image: web, ports: [{containerPort: 8080}]}\n';
     const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
