@@ -14,6 +14,7 @@ import { cpuPlan, spawnOn, firstJsonLine, runLoadgen, hasCommand, sleep, stopPro
 import { startDirect, startAuthproxy, startNginx, startHaproxy, type Context, type RunningTarget } from './lib/targets.ts';
 import { OUTBOUND_PATHS, outboundPending, startIssuerProcess, startOutboundPath } from './lib/outbound.ts';
 import { compileSidecar } from './lib/compiled.ts';
+import { PRODUCTION_NODE_OPTIONS } from '../src/runtime/node-options.ts';
 import { summarizeProfile } from './lib/profile.ts';
 import { measureWireBytes } from './lib/wire.ts';
 import { summarize } from './lib/stats.ts';
@@ -176,7 +177,7 @@ class Bench {
   async profile(out: string): Promise<BenchReport['profile']> {
     const dir = join(this.ctx.work, 'profile');
     await mkdir(dir);
-    const t = await startAuthproxy(this.ctx, { upstream: 'tcp', label: 'profiled', env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}` } });
+    const t = await startAuthproxy(this.ctx, { upstream: 'tcp', label: 'profiled', env: { NODE_OPTIONS: `${PRODUCTION_NODE_OPTIONS} --cpu-prof --cpu-prof-dir=${dir}` } });
     let window: { fromUs: number; toUs: number };
     try {
       const fromUs = monotonicUs();
