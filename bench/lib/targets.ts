@@ -1,6 +1,6 @@
 // The measured paths. Each target starts its process(es) on the targets' core and says where
 // the load generator should send requests; memory is read from /proc while it runs.
-import { PRODUCTION_NODE_OPTIONS } from '../../src/runtime/node-options.ts';
+import { PRODUCTION_ENV, PRODUCTION_NODE_OPTIONS } from '../../src/runtime/node-options.ts';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -79,9 +79,9 @@ export async function startAuthproxy(ctx: Context, opts: AuthproxyOptions): Prom
   // The operational log goes to a file: a pipe the harness reads would put the harness on the path.
   const logFd = openSync(join(ctx.work, `${tag}.log`), 'a');
   const t0 = performance.now();
-  // The sidecar runs with the Node options production uses (the image's NODE_OPTIONS).
+  // The sidecar runs with the Node options and environment production uses (the image's ENV).
   const proc = spawnOn(ctx.cpu.targetCpu, process.execPath, args, {
-    cwd: REPO, stdio: ['ignore', logFd, logFd], env: { ...process.env, NODE_OPTIONS: PRODUCTION_NODE_OPTIONS, ...opts.env },
+    cwd: REPO, stdio: ['ignore', logFd, logFd], env: { ...process.env, ...PRODUCTION_ENV, NODE_OPTIONS: PRODUCTION_NODE_OPTIONS, ...opts.env },
   });
   closeSync(logFd);
   let readyMs: number;

@@ -87,12 +87,15 @@ test('the files the Dockerfile copies, compiled as it compiles them, run authpro
 });
 
 test('the image, npm start and the benchmark run with the same production Node options', async () => {
-  const { PRODUCTION_NODE_OPTIONS } = await import('../../src/runtime/node-options.ts');
+  const { PRODUCTION_NODE_OPTIONS, PRODUCTION_ENV } = await import('../../src/runtime/node-options.ts');
   const dockerfile = await readFile(join(REPO, 'Dockerfile'), 'utf8');
   assert.ok(dockerfile.includes(`NODE_OPTIONS="${PRODUCTION_NODE_OPTIONS}"`));
+  for (const [name, value] of Object.entries(PRODUCTION_ENV)) assert.match(dockerfile, new RegExp(`^\\s+${name}=${value} \\\\$`, 'm'), `${name} in the image's ENV`);
   const pkg = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
   assert.equal(pkg.scripts.start, `node ${PRODUCTION_NODE_OPTIONS} bin/authproxy.js`);
-  assert.match(await readFile(join(REPO, 'bench/lib/targets.ts'), 'utf8'), /PRODUCTION_NODE_OPTIONS/);
+  const bench = await readFile(join(REPO, 'bench/lib/targets.ts'), 'utf8');
+  assert.match(bench, /PRODUCTION_NODE_OPTIONS/);
+  assert.match(bench, /\.\.\.PRODUCTION_ENV/);
 });
 
 test('docs/kubernetes.md documents every per-pod annotation', async () => {
