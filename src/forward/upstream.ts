@@ -104,6 +104,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
   private settled = false;
   private tries = 0;
   private deadlineTimer: NodeJS.Timeout | null = null;
+  private awaitingDrain = false;
 
   constructor(dispatcher: Dispatches, origin: string, call: ForwardCall, body: Readable | Buffer | null, opts: UpstreamOptions) {
     this.dispatcher = dispatcher; this.origin = origin; this.call = call; this.body = body; this.opts = opts;
@@ -135,7 +136,6 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     this.clearDeadline();
     for (const name of Object.keys(headers)) if (HOP_BY_HOP.has(name)) delete headers[name];
     const res = this.call.res;
-    res.on('drain', () => controller.resume());
     if (headers['grpc-status'] !== undefined) {
       // A gRPC status in the headers is a trailers-only response (an error, usually). Held back
       // and written by end(), it leaves as one HEADERS frame that ends the stream, which is the
@@ -150,7 +150,13 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!(this.call.res as ServerResponse).write(chunk)) controller.pause();
+    // Backpressure: the app is paused while the client's socket is full. The 'drain' listener is
+    // added only then, not for every response (most never fill the socket).
+    if (!(this.call.res as ServerResponse).write(chunk) && !this.awaitingDrain) {
+      this.awaitingDrain = true;
+      controller.pause();
+      this.call.res.once('drain', () => { this.awaitingDrain = false; controller.resume(); });
+    }
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
