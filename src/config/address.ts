@@ -17,23 +17,26 @@ export function formatListen(a: ListenAddress): string {
 
 export type Upstream =
   | { kind: 'tcp'; origin: string; host: string; port: number; display: string; h2c: boolean }
-  | { kind: 'unix'; socketPath: string; display: string };
+  | { kind: 'unix'; socketPath: string; display: string; h2c: boolean };
 
 /**
  * `http://host:port` or `unix:/path.sock`: the app speaks plain HTTP/1.1 on loopback or a socket.
- * `h2c://host:port`: the app speaks cleartext HTTP/2 (prior knowledge), as gRPC servers do.
+ * `h2c://host:port` or `h2c+unix:/path.sock`: the app speaks cleartext HTTP/2 (prior knowledge),
+ * as gRPC servers do (the `scheme+unix` form is the one Docker's and requests' clients use).
  */
 export function parseUpstream(value: string, field = 'upstream'): Upstream {
-  if (value.startsWith('unix:')) {
-    const socketPath = value.slice('unix:'.length).replace(/^\/\/(?=\/)/, '');
-    if (!socketPath.startsWith('/')) throw new ConfigError(`'${value}' must be unix:/absolute/path.sock`, { field });
-    return { kind: 'unix', socketPath, display: `unix:${socketPath}` };
+  const unix = /^(h2c\+)?unix:/.exec(value);
+  if (unix) {
+    const h2c = unix[1] !== undefined;
+    const socketPath = value.slice(unix[0].length).replace(/^\/\/(?=\/)/, '');
+    if (!socketPath.startsWith('/')) throw new ConfigError(`'${value}' must be ${h2c ? 'h2c+' : ''}unix:/absolute/path.sock`, { field });
+    return { kind: 'unix', socketPath, display: `${h2c ? 'h2c+' : ''}unix:${socketPath}`, h2c };
   }
   let url: URL;
-  try { url = new URL(value); } catch { throw new ConfigError(`'${value}' is not a URL (http://host:port, h2c://host:port or unix:/path.sock)`, { field }); }
+  try { url = new URL(value); } catch { throw new ConfigError(`'${value}' is not a URL (http://host:port, h2c://host:port, unix:/path.sock or h2c+unix:/path.sock)`, { field }); }
   const h2c = url.protocol === 'h2c:';
   if (h2c) url = new URL(`http:${value.slice('h2c:'.length)}`);
-  if (url.protocol !== 'http:') throw new ConfigError(`'${value}': the app is reached over plain http://, h2c:// or unix:`, { field });
+  if (url.protocol !== 'http:') throw new ConfigError(`'${value}': the app is reached over plain http://, h2c://, unix: or h2c+unix:`, { field });
   if (url.pathname !== '/' || url.search || url.username) throw new ConfigError(`'${value}' must be http://host:port with no path, query or credentials`, { field });
   const port = url.port ? Number(url.port) : 80;
   return { kind: 'tcp', origin: `http://${url.host}`, host: url.hostname.replace(/^\[|\]$/g, ''), port, display: h2c ? `h2c://${url.host}` : url.origin, h2c };

@@ -26,6 +26,8 @@ export interface H2DispatcherOptions {
   maxHeaderBytes: number;
   /** Resolves destination names (the boundary-checked lookup on plaintext hops). */
   lookup?: LookupFunction;
+  /** Cleartext only: every origin is reached through this Unix socket (an h2c+unix: app). */
+  socketPath?: string;
   /** Where requests go for a TLS origin that does not choose h2 by ALPN; null = h2 only. */
   fallback: Dispatcher | null;
   /** A session without traffic for this long takes no new requests and closes once its streams end. */
@@ -75,10 +77,13 @@ export class H2Dispatcher {
         ...(isIP(host) === 0 ? { servername: host } : {}),
         ALPNProtocols: o.fallback ? ['h2', 'http/1.1'] : ['h2'],
       });
+    } else if (o.socketPath) {
+      socket = netConnect({ path: o.socketPath });
     } else {
       socket = netConnect({ host, port, ...(o.lookup ? { lookup: o.lookup } : {}) });
+      socket.setNoDelay(true);
     }
-    socket.setNoDelay(true);
+    if (secure) socket.setNoDelay(true);
     const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`connect timeout (${o.connectTimeoutMs} ms)`), { code: 'UND_ERR_CONNECT_TIMEOUT' })), o.connectTimeoutMs);
     const settle = (): void => { const w = state.waiting; state.waiting = []; for (const run of w) run(); };
     const fail = (err: Error): void => {

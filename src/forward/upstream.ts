@@ -1,5 +1,5 @@
 // Forwarding to one upstream (the app) over a keep-alive pool, streaming both bodies: HTTP/1.1,
-// or HTTP/2 with prior knowledge for an `h2c://` app (one multiplexed connection, as gRPC wants;
+// or HTTP/2 with prior knowledge for an `h2c://` or `h2c+unix:` app (one multiplexed connection, as gRPC wants;
 // h2-dispatcher.ts, behind the same dispatch interface).
 // Built on undici's dispatch API: the response is relayed chunk by chunk with backpressure
 // (pause the upstream when the client's socket is full), trailers included, with no
@@ -71,8 +71,9 @@ export class UpstreamPool {
   constructor(target: UpstreamTarget, opts: UpstreamOptions) {
     this.origin = target.kind === 'tcp' ? target.origin : 'http://localhost';
     this.opts = opts;
-    this.pool = target.kind === 'tcp' && target.h2c
-      ? new H2Dispatcher({ tls: null, connectTimeoutMs: opts.connectTimeoutMs, maxHeaderBytes: opts.maxHeaderBytes, fallback: null })
+    this.pool = target.h2c
+      ? new H2Dispatcher({ tls: null, connectTimeoutMs: opts.connectTimeoutMs, maxHeaderBytes: opts.maxHeaderBytes, fallback: null,
+        ...(target.kind === 'unix' ? { socketPath: target.socketPath } : {}) })
       : new Pool(this.origin, {
         ...(target.kind === 'unix' ? { socketPath: target.socketPath } : {}),
         headersTimeout: opts.timeoutMs,

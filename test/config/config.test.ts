@@ -66,7 +66,9 @@ describe('configuration', () => {
     assert.deepEqual(parseListen('[::1]:15443', 'listen'), { host: '::1', port: 15443 });
     assert.throws(() => parseListen('localhost', 'listen'), ConfigError);
     assert.throws(() => parseListen('a:70000', 'listen'), ConfigError);
-    assert.deepEqual(parseUpstream('unix:/run/app.sock'), { kind: 'unix', socketPath: '/run/app.sock', display: 'unix:/run/app.sock' });
+    assert.deepEqual(parseUpstream('unix:/run/app.sock'), { kind: 'unix', socketPath: '/run/app.sock', display: 'unix:/run/app.sock', h2c: false });
+    assert.deepEqual(parseUpstream('h2c+unix:/run/grpc.sock'), { kind: 'unix', socketPath: '/run/grpc.sock', display: 'h2c+unix:/run/grpc.sock', h2c: true });
+    assert.throws(() => parseUpstream('h2c+unix:grpc.sock'), ConfigError);
     assert.equal(parseUpstream('http://127.0.0.1:3000').kind, 'tcp');
     assert.throws(() => parseUpstream('https://app:443'), ConfigError);
     assert.throws(() => parseUpstream('http://app:3000/base'), ConfigError);

@@ -5,7 +5,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { makePki, SERVER_ID, BILLING_ID, type TestPki, type ClientFiles } from '../support/pki.ts';
 import { startSidecar, type Sidecar } from '../support/sidecar.ts';
 import { policyDir } from '../support/policy-dir.ts';
@@ -141,6 +143,29 @@ describe('gRPC through the sidecar', () => {
         return true;
       });
     } finally { await down.stop(); }
+  });
+
+  it('passes every call kind to a gRPC app listening on a Unix socket (h2c+unix: upstream)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'authproxy-grpc-'));
+    const socketApp = await startGrpcServer(`unix:${join(dir, 'grpc.sock')}`);
+    const sidecar = await startSidecar(bArgs(`h2c+${socketApp.address}`));
+    try {
+      const c = tlsClient(sidecar.inboundPort, pki.clients.billing);
+      const u = await unary(c, 'over a socket');
+      assert.equal(u.reply.text, 'over a socket');
+      assert.equal(u.reply.metadata['x-authproxy-principal'], BILLING_ID);
+      assert.equal(u.trailers['x-echo-trailer'], 'done');
+      assert.deepEqual((await serverStream(c, 's', 3)).replies.map((r) => r.text), ['s#0', 's#1', 's#2']);
+      assert.equal((await clientStream(c, ['x', 'y'])).reply.text, 'x,y');
+      assert.deepEqual((await bidiPingPong(c, ['ping', 'pong'])).replies, ['PING', 'PONG']);
+      assert.equal(socketApp.calls(), 4, 'all four calls reached the app through its socket');
+      await assert.rejects(unary(tlsClient(sidecar.inboundPort, pki.clients.dnsOnly), 'denied'), (e: grpc.ServiceError) => e.code === grpc.status.PERMISSION_DENIED);
+      assert.equal(socketApp.calls(), 4, 'the denied call never reached the app');
+    } finally {
+      await sidecar.stop();
+      await socketApp.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('answers DEADLINE_EXCEEDED itself when the gRPC app outlives the request deadline', async () => {

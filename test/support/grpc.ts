@@ -24,8 +24,9 @@ export interface EchoClient extends grpc.Client {
 }
 
 export interface GrpcServer {
+  /** The TCP port (0 when bound to a Unix socket). */
   port: number;
-  /** `127.0.0.1:PORT`, a grpc-js target; the sidecar's upstream is `h2c://` + this. */
+  /** `127.0.0.1:PORT` or `unix:/path`, a grpc-js target; the sidecar's upstream is `h2c://` or `h2c+` + this. */
   address: string;
   /** Calls that reached a handler, of every kind. */
   calls(): number;
@@ -52,7 +53,7 @@ function trailer(): grpc.Metadata {
  * the server answer that status with trailing metadata `x-failure: on purpose` and no message,
  * which grpc-js sends as a trailers-only response (one HEADERS frame with END_STREAM).
  */
-export async function startGrpcServer(): Promise<GrpcServer> {
+export async function startGrpcServer(bind = '127.0.0.1:0'): Promise<GrpcServer> {
   let calls = 0;
   const server = new grpc.Server();
   server.addService(Echo.service, {
@@ -95,10 +96,10 @@ export async function startGrpcServer(): Promise<GrpcServer> {
     },
   });
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(bind, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });
   return {
-    port, address: `127.0.0.1:${port}`, calls: () => calls,
+    port, address: bind.startsWith('unix:') ? bind : `127.0.0.1:${port}`, calls: () => calls,
     // tryShutdown waits for open calls; a call a broken proxy left hanging must not hang after().
     close: () => new Promise<void>((resolve) => { server.tryShutdown(() => resolve()); setTimeout(() => { server.forceShutdown(); resolve(); }, 2000).unref(); }),
   };
