@@ -185,13 +185,25 @@ function documentSchema(kind: PolicyKind, spec: object): object {
   };
 }
 
-const ajv = new Ajv({ strict: true, allErrors: true, verbose: true });
+/** The JSON Schema of each document kind (exported for the test that checks them). */
+export const DOCUMENT_SCHEMAS: Readonly<Record<PolicyKind, object>> = {
+  AuthorizationPolicy: documentSchema('AuthorizationPolicy', authorizationPolicySpec),
+  OutboundRoute: documentSchema('OutboundRoute', outboundRouteSpec),
+  TrustBoundary: documentSchema('TrustBoundary', trustBoundarySpec),
+};
+
+// These schemas are constants, so checking them against JSON Schema's meta-schema and optimizing
+// the generated validators (which run only when policies load) need not happen at every start:
+// importing this module took 119 → 68 ms (median of 5) without them, and the compiled sidecar's
+// ready time 313 → 285 ms (6 alternating starts). test/policy/schema.test.ts checks the schemas
+// against the meta-schema instead. Strict mode still refuses unknown keywords.
+const ajv = new Ajv({ strict: true, allErrors: true, verbose: true, validateSchema: false, code: { optimize: false } });
 ajv.addVocabulary(['hint']);
 
 const VALIDATORS: Record<PolicyKind, ValidateFunction> = {
-  AuthorizationPolicy: ajv.compile(documentSchema('AuthorizationPolicy', authorizationPolicySpec)),
-  OutboundRoute: ajv.compile(documentSchema('OutboundRoute', outboundRouteSpec)),
-  TrustBoundary: ajv.compile(documentSchema('TrustBoundary', trustBoundarySpec)),
+  AuthorizationPolicy: ajv.compile(DOCUMENT_SCHEMAS.AuthorizationPolicy),
+  OutboundRoute: ajv.compile(DOCUMENT_SCHEMAS.OutboundRoute),
+  TrustBoundary: ajv.compile(DOCUMENT_SCHEMAS.TrustBoundary),
 };
 
 /** A problem inside one document: the field as a path (`spec.rules[0].action`) and what is wrong. */
