@@ -37,9 +37,9 @@ const USAGE = `usage: npm run bench [-- options]
 type Settings = RunSettings & { microRequests: number; warmupMs: number };
 
 const PRESETS: Record<RunSettings['mode'], Settings> = {
-  full: { mode: 'full', rate: 500, requests: 10_000, rounds: 4, warmupRequests: 200, warmTargetMs: 3000, bodyBytes: 1024, connections: 50, saturateMs: 2500,
+  full: { mode: 'full', rate: 500, requests: 10_000, rounds: 4, warmupRequests: 200, warmTargetMs: 3000, coldRequests: 1000, bodyBytes: 1024, connections: 50, saturateMs: 2500,
     saturateRounds: 2, handshakeConcurrency: 8, handshakeMs: 2500, readyRepeats: 5, microRequests: 2000, warmupMs: 1000 },
-  quick: { mode: 'quick', rate: 500, requests: 2000, rounds: 2, warmupRequests: 100, warmTargetMs: 1500, bodyBytes: 1024, connections: 50, saturateMs: 2000,
+  quick: { mode: 'quick', rate: 500, requests: 2000, rounds: 2, warmupRequests: 100, warmTargetMs: 1500, coldRequests: 500, bodyBytes: 1024, connections: 50, saturateMs: 2000,
     saturateRounds: 1, handshakeConcurrency: 8, handshakeMs: 2000, readyRepeats: 3, microRequests: 1000, warmupMs: 700 },
   smoke: { mode: 'smoke', rate: 400, requests: 200, rounds: 2, warmupRequests: 20, bodyBytes: 1024, connections: 4, saturateMs: 400,
     saturateRounds: 1, handshakeConcurrency: 2, handshakeMs: 300, readyRepeats: 1, microRequests: 100, warmupMs: 100 },
@@ -106,6 +106,13 @@ class Bench {
     const rotate = <T>(xs: T[], k: number): T[] => xs.map((_, i) => xs[(i + k) % xs.length]!);
     const rates = new Map<PathResult, RateResult[]>();
     const per = Math.ceil(this.s.requests / this.s.rounds);
+    if (this.s.coldRequests) {
+      // Reported apart, so the warm-up below hides nothing: what a just-started sidecar serves.
+      progress('cold start: the first requests after start');
+      for (const { r, t } of running) {
+        try { r.cold = (await this.rate(t.load, this.s.coldRequests, 0)).latency; } catch (e) { this.notes.push(`${r.label}: cold run failed: ${firstLine(e)}`); }
+      }
+    }
     if (this.s.warmTargetMs) {
       // JIT warm-up: without it the first round measured V8 compiling the sidecar's hot path.
       progress('warming every path up');

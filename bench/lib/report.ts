@@ -3,7 +3,7 @@ import type { WireResult } from './wire.ts';
 import type { RateResult, SaturateResult, HandshakeResult } from '../loadgen.ts';
 import type { MemoryReading } from './procs.ts';
 import type { ProfileSummary } from './profile.ts';
-import { median } from './stats.ts';
+import { median, type LatencySummary } from './stats.ts';
 
 export const BUDGETS = {
   addedP50Ms: 0.25,
@@ -26,6 +26,8 @@ export interface PathResult {
   idle: MemoryReading | null;
   peak: MemoryReading | null;
   rate: RateResult | null;
+  /** The first requests after start, at the fixed rate and before any warm-up (JIT still cold). */
+  cold?: LatencySummary | null;
   /** Mean req/s over the saturation rounds (latency from the best round). */
   saturate: SaturateResult | null;
   saturateRounds: number[];
@@ -54,6 +56,8 @@ export interface RunSettings {
   warmupRequests: number;
   /** Closed-loop load each target gets (and that is discarded) before the fixed-rate rounds. */
   warmTargetMs?: number;
+  /** Requests sent at the fixed rate right after start, before the warm-up, reported apart. */
+  coldRequests?: number;
   bodyBytes: number;
   connections: number;
   saturateMs: number;
@@ -175,6 +179,8 @@ export function renderMarkdown(r: BenchReport): string {
   L.push('');
   const lags = r.paths.filter((p) => p.rate).map((p) => `${p.label} ${f(p.rate!.sendLag.p99, 3)}`);
   if (lags.length) L.push(`Harness check, generator send lag p99 (ms; should be well under the p50 above): ${lags.join(' · ')}.`, '');
+  const colds = r.paths.filter((p) => p.cold).map((p) => `${p.label} ${f(p.cold!.p50, 3)}/${f(p.cold!.p99, 3)}/${f(p.cold!.max, 1)}`);
+  if (colds.length) L.push(`Cold, the first ${int(s.coldRequests ?? 0)} requests after start at the same rate, before the warm-up (p50/p99/max, ms; not part of the table or the budgets): ${colds.join(' · ')}.`, '');
   const svc = r.paths.filter((p) => p.rate).map((p) => `${p.label} ${f(p.rate!.service.p50, 3)}/${f(p.rate!.service.p99, 3)}`);
   if (svc.length) L.push(`Service time from actual send (p50/p99, ms; what a closed-loop tool would print): ${svc.join(' · ')}.`, '');
   L.push('![latency percentiles](latency.svg)', '');
