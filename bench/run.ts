@@ -310,11 +310,11 @@ export async function main(argv: string[]): Promise<number> {
     if (issuer) { await stopProcess(issuer); issuer = null; }
 
     progress('start-up series (from the repo: TypeScript via type stripping)');
-    const shipped = await bench.readySeries('from the repo, `npm start` (TypeScript via type stripping)', undefined);
+    const fromRepo = await bench.readySeries('from the repo, `npm start` (TypeScript via type stripping)', undefined);
     const tcp = report.paths.find((p) => p.id === 'authproxy-tcp');
-    shipped.peakUnderLoadKb = tcp?.peak?.hwmKb ?? null;
-    shipped.loadRps = tcp?.saturate?.rps ?? null;
-    report.ready.push(shipped);
+    fromRepo.peakUnderLoadKb = tcp?.peak?.hwmKb ?? null;
+    fromRepo.loadRps = tcp?.saturate?.rps ?? null;
+    report.ready.push(fromRepo);
 
     if (!smoke && !values['no-compiled']) {
       progress('compiling src/ to JavaScript in a temp dir');

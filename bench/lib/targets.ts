@@ -58,8 +58,6 @@ export interface AuthproxyOptions {
   pair?: Pair;
   /** Policy directory (default: the inbound benchmark policy). */
   policies?: string;
-  /** Node/V8 command-line flags before the launcher (experiments: V8 GC flags NODE_OPTIONS refuses). */
-  nodeArgs?: string[];
   /** Further run flags (issuer, client id). */
   extraArgs?: string[];
 }
@@ -71,7 +69,7 @@ export async function startAuthproxy(ctx: Context, opts: AuthproxyOptions): Prom
   const pair = opts.pair ?? ctx.pki.server;
   const tag = opts.label ?? `authproxy-${opts.upstream}`;
   const upstream = opts.upstream === 'tcp' ? `http://127.0.0.1:${ctx.app.port}` : `unix:${ctx.app.socketPath}`;
-  const args = [...(opts.nodeArgs ?? []), opts.entry ?? join(REPO, 'bin/authproxy.js'),
+  const args = [opts.entry ?? join(REPO, 'bin/authproxy.js'),
     '--upstream', upstream, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`,
     '--outbound-listen', `127.0.0.1:${outboundPort}`,
     '--cert', pair.cert, '--key', pair.key, '--ca', ctx.pki.ca,

@@ -10,8 +10,8 @@
 // can lose small.
 //
 // Lines are copied into reused 64 KiB blocks outside the JS heap: strings held for an interval
-// survive scavenges and get promoted (+11 MB peak RSS under load with 100 ms of them). Nothing here is
-// synchronous, and close() flushes what is pending.
+// survive scavenges and get promoted (+11 MB peak RSS under load with 100 ms of them). Nothing
+// here is synchronous, and close() flushes what is pending.
 import { open, type FileHandle } from 'node:fs/promises';
 import type { AuditRecord } from './record.ts';
 import { ConfigError } from '../errors.ts';

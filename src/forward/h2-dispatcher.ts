@@ -81,9 +81,9 @@ export class H2Dispatcher {
       socket = netConnect({ path: o.socketPath });
     } else {
       socket = netConnect({ host, port, ...(o.lookup ? { lookup: o.lookup } : {}) });
-      socket.setNoDelay(true);
     }
-    if (secure) socket.setNoDelay(true);
+    // (A no-op on a Unix socket, which has no Nagle to turn off.)
+    socket.setNoDelay(true);
     const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`connect timeout (${o.connectTimeoutMs} ms)`), { code: 'UND_ERR_CONNECT_TIMEOUT' })), o.connectTimeoutMs);
     const settle = (): void => { const w = state.waiting; state.waiting = []; for (const run of w) run(); };
     const fail = (err: Error): void => {

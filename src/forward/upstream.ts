@@ -1,6 +1,6 @@
 // Forwarding to one upstream (the app) over a keep-alive pool, streaming both bodies: HTTP/1.1,
-// or HTTP/2 with prior knowledge for an `h2c://` or `h2c+unix:` app (one multiplexed connection, as gRPC wants;
-// h2-dispatcher.ts, behind the same dispatch interface).
+// or HTTP/2 with prior knowledge for an `h2c://` or `h2c+unix:` app (one multiplexed connection,
+// as gRPC wants; h2-dispatcher.ts, behind the same dispatch interface).
 // Built on undici's dispatch API: the response is relayed chunk by chunk with backpressure
 // (pause the upstream when the client's socket is full), trailers included, with no
 // intermediate Readable per request. A try that fails before any response byte may be tried
@@ -71,11 +71,11 @@ export class UpstreamPool {
   constructor(target: UpstreamTarget, opts: UpstreamOptions) {
     this.origin = target.kind === 'tcp' ? target.origin : 'http://localhost';
     this.opts = opts;
+    const socket = target.kind === 'unix' ? { socketPath: target.socketPath } : {};
     this.pool = target.h2c
-      ? new H2Dispatcher({ tls: null, connectTimeoutMs: opts.connectTimeoutMs, maxHeaderBytes: opts.maxHeaderBytes, fallback: null,
-        ...(target.kind === 'unix' ? { socketPath: target.socketPath } : {}) })
+      ? new H2Dispatcher({ tls: null, connectTimeoutMs: opts.connectTimeoutMs, maxHeaderBytes: opts.maxHeaderBytes, fallback: null, ...socket })
       : new Pool(this.origin, {
-        ...(target.kind === 'unix' ? { socketPath: target.socketPath } : {}),
+        ...socket,
         headersTimeout: opts.timeoutMs,
         bodyTimeout: opts.timeoutMs,
         connectTimeout: opts.connectTimeoutMs,
