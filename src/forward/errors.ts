@@ -14,10 +14,16 @@ export class DeadlineExceeded extends Error {
   constructor() { super('deadline exceeded'); this.name = 'DeadlineExceeded'; }
 }
 
+/** The client had not sent its whole (declared) body by the request deadline. */
+export class BodyNotReceived extends Error {
+  constructor() { super('request body not received before the request deadline'); this.name = 'BodyNotReceived'; }
+}
+
 export function classifyUpstreamError(err: Error): { code: ErrorCode; message: string } {
   if (err instanceof BodyTooLarge) return { code: 'body_too_large', message: err.message };
   const cause = (err as { cause?: unknown }).cause;
   if (cause instanceof BodyTooLarge) return { code: 'body_too_large', message: cause.message };
+  if (err instanceof BodyNotReceived) return { code: 'request_timeout', message: err.message };
   if (err instanceof DeadlineExceeded || cause instanceof DeadlineExceeded) return { code: 'upstream_timeout', message: 'the app did not answer before the request deadline' };
   const code = (err as NodeJS.ErrnoException).code ?? '';
   // A plaintext connection refused at connect time because its address is outside every boundary.

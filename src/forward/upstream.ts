@@ -12,11 +12,12 @@ import type { Dispatcher } from 'undici';
 import { Pool } from './undici.ts';
 import type { Upstream as UpstreamTarget } from '../config/address.ts';
 import { HOP_BY_HOP } from '../http/hop-by-hop.ts';
-import { DeadlineExceeded, classifyUpstreamError } from './errors.ts';
+import { BodyNotReceived, DeadlineExceeded, classifyUpstreamError } from './errors.ts';
 import { backoffMs, isRetryable, type RetryBudget } from './retry.ts';
 import { formatGrpcTimeout } from './deadline.ts';
 import { H2Dispatcher } from './h2-dispatcher.ts';
 import { hasBody } from './body-limit.ts';
+import { readWholeBody, smallDeclaredLength } from './whole-body.ts';
 import type { ErrorCode } from '../errors.ts';
 
 export interface ForwardOutcome {
@@ -99,7 +100,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
   private readonly dispatcher: Dispatches;
   private readonly origin: string;
   private readonly call: ForwardCall;
-  private readonly body: Readable | Buffer | null;
+  private body: Readable | Buffer | null;
   private readonly opts: UpstreamOptions;
   private controller: Dispatcher.DispatchController | null = null;
   private settled = false;
@@ -115,6 +116,10 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
 
   start(): void {
     const call = this.call;
+    if (this.tries === 0 && this.body === call.req) {
+      const length = smallDeclaredLength(call.req);
+      if (length > 0) { this.readBodyFirst(length); return; }
+    }
     const left = call.deadlineAt - Date.now();
     if (left <= 0) { this.fail(new DeadlineExceeded()); return; }
     this.tries++;
@@ -129,6 +134,17 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
       origin: this.origin, path: call.path, method: call.req.method ?? 'GET', headers: call.headers, body: this.body,
       headersTimeout: Math.min(this.opts.timeoutMs, left),
     }, this);
+  }
+
+  /** A small body is read whole, then sent as one buffer (whole-body.ts says why). */
+  private readBodyFirst(length: number): void {
+    readWholeBody(this.call.req, length, this.call.deadlineAt).then((body) => {
+      // (As when the client leaves mid-request on a streamed body: the try fails, nothing is sent.)
+      if (body === 'closed') { this.fail(new Error('client closed the connection')); return; }
+      if (body === 'timeout') { this.fail(new BodyNotReceived()); return; }
+      this.body = body;
+      this.start();
+    }, (err: unknown) => this.fail(err as Error));
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void { this.controller = controller; }
