@@ -47,7 +47,7 @@ export const DEFAULT_SETTINGS: InjectSettings = Object.freeze<InjectSettings>({
     secretName: '{serviceAccount}-authproxy-tls',
     csi: { driver: 'csi.cert-manager.io', issuerName: 'authproxy-ca', issuerKind: 'ClusterIssuer', issuerGroup: 'cert-manager.io' },
   },
-  // Memory request: the compiled sidecar idles at ~85 MB RSS and peaked at 115–130 MB saturating
+  // Memory request: the compiled sidecar idles at ~85 MB RSS and peaked at 107–116 MB saturating
   // one core in the benchmark (bench/results/latest.md); a request below its idle size misleads
   // the scheduler.
   resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '256Mi' } },
