@@ -111,8 +111,12 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
   constructor(dispatcher: Dispatches, origin: string, call: ForwardCall, body: Readable | Buffer | null, opts: UpstreamOptions) {
     this.dispatcher = dispatcher; this.origin = origin; this.call = call; this.body = body; this.opts = opts;
     // A client that goes away aborts the upstream request instead of leaving it running.
-    call.res.once('close', () => { if (!this.settled) this.controller?.abort(new Error('client closed the connection')); });
+    call.res.once('close', this.onClientClose);
   }
+
+  // Taken off again once the exchange is settled: an HTTP/2 response lives until the next full GC
+  // (see H2Call in h2-dispatcher.ts), and through this listener so would the whole exchange.
+  private readonly onClientClose = (): void => { if (!this.settled) this.controller?.abort(new Error('client closed the connection')); };
 
   start(): void {
     const call = this.call;
@@ -225,6 +229,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
   private settle(error: ForwardOutcome['error']): void {
     if (this.settled) return;
     this.settled = true;
+    this.call.res.off('close', this.onClientClose);
     this.call.onSettled({ status: this.call.res.statusCode, error, tries: this.tries });
   }
 }
