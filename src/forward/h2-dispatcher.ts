@@ -18,6 +18,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { H2_HEADER_TABLE_BYTES, H2_MAX_SESSION_MEMORY_MB, isPseudoHeader } from '../http/h2.ts';
+import { forwardableTrailers } from '../http/trailers.ts';
 
 export interface H2DispatcherOptions {
   /** TLS settings (trust, client certificate) for https:// origins; null for h2c. */
@@ -187,11 +188,14 @@ class H2Call implements Dispatcher.DispatchController {
     if (this.#done) return;
     const opts = this.#opts;
     const body = opts.body as Readable | Buffer | null | undefined;
+    // A streamed body may end with trailers (known only at its end): the stream stays open for them.
+    const streamed = body !== null && body !== undefined && !Buffer.isBuffer(body);
     let stream: ClientHttp2Stream;
     try {
-      stream = session.request(requestHeaders(opts), { endStream: body === null || body === undefined });
+      stream = session.request(requestHeaders(opts), { endStream: body === null || body === undefined, waitForTrailers: streamed });
     } catch (e) { this.fail(e as Error); return; }
     this.#stream = stream;
+    if (streamed) stream.once('wantTrailers', this.#onWantTrailers);
     if (opts.headersTimeout) {
       this.#headersTimer = setTimeout(() => this.abort(Object.assign(new Error('headers timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), opts.headersTimeout);
     }
@@ -225,6 +229,12 @@ class H2Call implements Dispatcher.DispatchController {
   };
 
   readonly #onTrailers = (t: H2Headers): void => { this.#trailers = t as IncomingHttpHeaders; };
+  // The request body has been sent: its trailers (none is an empty DATA frame that ends the stream).
+  readonly #onWantTrailers = (): void => {
+    try {
+      this.#stream!.sendTrailers(forwardableTrailers((this.#opts.body as Readable & { trailers?: IncomingHttpHeaders }).trailers));
+    } catch (e) { this.fail(e as Error); }
+  };
   readonly #onData = (chunk: Buffer): void => { if (!this.#done) this.#handler.onResponseData?.(this, chunk); };
   readonly #onEnd = (): void => {
     if (this.#done) return;
@@ -240,6 +250,8 @@ class H2Call implements Dispatcher.DispatchController {
     this.fail(Object.assign(new Error(`stream closed by the peer (HTTP/2 error code ${stream.rstCode ?? 'unknown'})`), { code: 'ERR_HTTP2_STREAM_ERROR' }));
   };
 
+  // ('wantTrailers' stays: an app may answer before the request body is all sent, and the stream
+  // ends only with the trailers. It fires once, when the body is done, and is gone after that.)
   #unhook(): void {
     const stream = this.#stream;
     if (!stream) return;

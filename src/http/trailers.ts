@@ -1,0 +1,24 @@
+// Which request trailer fields travel on to the next hop. RFC 9110 §6.5.1: fields that frame,
+// route, authenticate or describe the content must be in the header section, because they are
+// needed before the content; a recipient must not merge such trailers into the headers, and many
+// apps do just that. So those are dropped, with hop-by-hop fields and every name the sidecar owns
+// (a caller must not be able to assert an identity in a trailer that it could not in a header).
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { HOP_BY_HOP } from './hop-by-hop.ts';
+
+const NOT_IN_TRAILERS: ReadonlySet<string> = new Set([
+  'host', 'content-length', 'content-type', 'content-encoding', 'content-range',
+  'authorization', 'cookie', 'x-forwarded-client-cert', 'x-request-id',
+]);
+
+/** The trailers to send on, from a request's received trailers (lowercased names). */
+export function forwardableTrailers(received: IncomingHttpHeaders | undefined): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  if (!received) return out;
+  for (const name in received) {
+    if (name.charCodeAt(0) === 58 || HOP_BY_HOP.has(name) || NOT_IN_TRAILERS.has(name) || name.startsWith('x-authproxy-')) continue;
+    const value = received[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
