@@ -5,10 +5,11 @@
 // (a caller must not be able to assert an identity in a trailer that it could not in a header).
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { HOP_BY_HOP } from './hop-by-hop.ts';
+import { isPseudoHeader } from './h2.ts';
+import { isSidecarOwned } from './owned.ts';
 
 const NOT_IN_TRAILERS: ReadonlySet<string> = new Set([
-  'host', 'content-length', 'content-type', 'content-encoding', 'content-range',
-  'authorization', 'cookie', 'x-forwarded-client-cert', 'x-request-id',
+  'host', 'content-length', 'content-type', 'content-encoding', 'content-range', 'authorization', 'cookie',
 ]);
 
 /** The trailers to send on, from a request's received trailers (lowercased names). */
@@ -16,7 +17,7 @@ export function forwardableTrailers(received: IncomingHttpHeaders | undefined): 
   const out: OutgoingHttpHeaders = {};
   if (!received) return out;
   for (const name in received) {
-    if (name.charCodeAt(0) === 58 || HOP_BY_HOP.has(name) || NOT_IN_TRAILERS.has(name) || name.startsWith('x-authproxy-')) continue;
+    if (isPseudoHeader(name) || HOP_BY_HOP.has(name) || NOT_IN_TRAILERS.has(name) || isSidecarOwned(name)) continue;
     const value = received[name];
     if (value !== undefined) out[name] = value;
   }

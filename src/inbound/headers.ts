@@ -4,8 +4,7 @@
 import type { IncomingMessage } from 'node:http';
 import { HOP_BY_HOP, connectionTokens } from '../http/hop-by-hop.ts';
 import { isPseudoHeader, isTeTrailers, h2Authority } from '../http/h2.ts';
-
-const OWNED_PREFIX = 'x-authproxy-';
+import { isSidecarOwned } from '../http/owned.ts';
 
 export interface IdentityHeaders { xfcc: string | null; principal: string; requestId: string }
 
@@ -48,8 +47,7 @@ export function upstreamHeaders(req: IncomingMessage, id: IdentityHeaders, keepU
       if (!(keepUpgrade && (lower === 'upgrade' || lower === 'connection'))) continue;
     } else if (lower === 'host') {
       host = true;
-    } else if (lower === 'x-forwarded-client-cert' || lower === 'x-request-id' || lower.startsWith(OWNED_PREFIX)
-      || (extraHop !== null && extraHop.has(lower)) || (dropGrpcTimeout && lower === 'grpc-timeout')) {
+    } else if (isSidecarOwned(lower) || (extraHop !== null && extraHop.has(lower)) || (dropGrpcTimeout && lower === 'grpc-timeout')) {
       continue;
     }
     out.push(name, raw[i + 1]!);

@@ -7,8 +7,7 @@
 // honours it; external destinations are not sent the sidecar's own headers).
 import { HOP_BY_HOP, connectionTokens } from '../http/hop-by-hop.ts';
 import { isPseudoHeader, isTeTrailers, h2Authority, type AnyRequest } from '../http/h2.ts';
-
-const OWNED_PREFIX = 'x-authproxy-';
+import { OWNED_PREFIX } from '../http/owned.ts';
 
 export interface DestinationHeaders {
   headers: string[];
