@@ -154,6 +154,8 @@ class H2Call implements Dispatcher.DispatchController {
   #reason: Error | null = null;
   #headersTimer: NodeJS.Timeout | null = null;
   #trailers: IncomingHttpHeaders = {};
+  /** The request body when it is streamed (not a buffer): piped in, and its trailers sent on. */
+  #bodyStream: (Readable & { trailers?: IncomingHttpHeaders }) | null = null;
 
   constructor(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) {
     this.#opts = opts; this.#handler = handler;
@@ -178,8 +180,7 @@ class H2Call implements Dispatcher.DispatchController {
     if (this.#done) return;
     this.#done = true;
     this.#clearTimer();
-    const body = this.#opts.body;
-    if (body && typeof (body as Readable).unpipe === 'function' && this.#stream) (body as Readable).unpipe(this.#stream);
+    if (this.#bodyStream && this.#stream) this.#bodyStream.unpipe(this.#stream);
     this.#unhook();
     this.#handler.onResponseError?.(this, err);
   }
@@ -188,14 +189,14 @@ class H2Call implements Dispatcher.DispatchController {
     if (this.#done) return;
     const opts = this.#opts;
     const body = opts.body as Readable | Buffer | null | undefined;
-    // A streamed body may end with trailers (known only at its end): the stream stays open for them.
-    const streamed = body !== null && body !== undefined && !Buffer.isBuffer(body);
+    const bodyStream = body === null || body === undefined || Buffer.isBuffer(body) ? null : body;
     let stream: ClientHttp2Stream;
     try {
-      stream = session.request(requestHeaders(opts), { endStream: body === null || body === undefined, waitForTrailers: streamed });
+      // A streamed body may end with trailers (known only at its end): the stream stays open for them.
+      stream = session.request(requestHeaders(opts), { endStream: body === null || body === undefined, waitForTrailers: bodyStream !== null });
     } catch (e) { this.fail(e as Error); return; }
     this.#stream = stream;
-    if (streamed) stream.once('wantTrailers', this.#onWantTrailers);
+    if (bodyStream) stream.once('wantTrailers', this.#onWantTrailers);
     if (opts.headersTimeout) {
       this.#headersTimer = setTimeout(() => this.abort(Object.assign(new Error('headers timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), opts.headersTimeout);
     }
@@ -205,12 +206,11 @@ class H2Call implements Dispatcher.DispatchController {
     stream.once('response', this.#onResponse);
     stream.on('error', this.#onError);
     stream.on('close', this.#onClose);
-    if (Buffer.isBuffer(body)) stream.end(body);
-    else if (body) {
-      const readable = body as Readable;
-      readable.on('error', this.#onBodyError);
-      readable.pipe(stream);
-    }
+    if (bodyStream) {
+      this.#bodyStream = bodyStream;
+      bodyStream.on('error', this.#onBodyError);
+      bodyStream.pipe(stream);
+    } else if (body) stream.end(body);
   }
 
   readonly #onResponse = (h: H2Headers): void => {
@@ -232,7 +232,7 @@ class H2Call implements Dispatcher.DispatchController {
   // The request body has been sent: its trailers (none is an empty DATA frame that ends the stream).
   readonly #onWantTrailers = (): void => {
     try {
-      this.#stream!.sendTrailers(forwardableTrailers((this.#opts.body as Readable & { trailers?: IncomingHttpHeaders }).trailers));
+      this.#stream!.sendTrailers(forwardableTrailers(this.#bodyStream!.trailers));
     } catch (e) { this.fail(e as Error); }
   };
   readonly #onData = (chunk: Buffer): void => { if (!this.#done) this.#handler.onResponseData?.(this, chunk); };
@@ -259,8 +259,7 @@ class H2Call implements Dispatcher.DispatchController {
       .off('end', this.#onEnd).off('close', this.#onClose).off('error', this.#onError);
     // Never without an error listener: a late stream error would otherwise be thrown.
     stream.on('error', ignoreError);
-    const body = this.#opts.body;
-    if (body && !Buffer.isBuffer(body) && typeof (body as Readable).off === 'function') (body as Readable).off('error', this.#onBodyError).on('error', ignoreError);
+    this.#bodyStream?.off('error', this.#onBodyError).on('error', ignoreError);
     // Unread DATA still flows out of the window (a response cut short by a failure).
     stream.resume();
   }
