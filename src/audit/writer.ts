@@ -24,7 +24,8 @@ export interface AuditLog {
 const MAX_BATCH = 64 * 1024;
 const FLUSH_INTERVAL_MS = 20;
 
-interface Sink { write(chunks: Buffer[]): Promise<void>; close(): Promise<void> }
+/** Where batches go: the file or stdout; exported for the writer's tests. */
+export interface Sink { write(chunks: Buffer[]): Promise<void>; close(): Promise<void> }
 
 /** Opens the log at start-up, so an unwritable path stops the sidecar with a clear error. */
 export async function openAuditLog(file: string | null): Promise<AuditLog> {
@@ -34,8 +35,10 @@ export async function openAuditLog(file: string | null): Promise<AuditLog> {
   } catch (e) {
     throw new ConfigError(`cannot open the audit log: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, { file: file ?? undefined, field: 'auditLog' });
   }
-  return new BatchedLog(sink);
+  return batchedLog(sink);
 }
+
+export function batchedLog(sink: Sink): AuditLog { return new BatchedLog(sink); }
 
 class BatchedLog implements AuditLog {
   private block: Buffer = Buffer.allocUnsafeSlow(MAX_BATCH);
@@ -44,7 +47,7 @@ class BatchedLog implements AuditLog {
   private queued: Array<{ data: Buffer; block: Buffer | null }> = [];
   /** Written blocks, free for reuse. */
   private spare: Buffer[] = [];
-  private scheduled = false;
+  private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> | null = null;
   private readonly sink: Sink;
 
@@ -59,12 +62,15 @@ class BatchedLog implements AuditLog {
     }
     this.used += this.block.write(line, this.used);
     if (this.queued.length) { this.flush(); return; }
-    if (!this.scheduled) {
-      this.scheduled = true;
-      // unref: the interval never keeps a stopping process alive; close() flushes instead.
-      setTimeout(() => this.flush(), FLUSH_INTERVAL_MS).unref();
-    }
+    this.arm();
   }
+
+  private arm(): void {
+    // unref: the interval never keeps a stopping process alive; close() flushes instead.
+    if (this.timer === null) this.timer = setTimeout(this.onInterval, FLUSH_INTERVAL_MS).unref();
+  }
+
+  private readonly onInterval = (): void => { this.timer = null; this.flush(); };
 
   private cut(): void {
     if (this.used === 0) return;
@@ -74,7 +80,6 @@ class BatchedLog implements AuditLog {
   }
 
   private flush(): void {
-    this.scheduled = false;
     // One write in flight: lines arriving meanwhile form the next batch.
     if (this.writing) return;
     this.cut();
@@ -86,11 +91,16 @@ class BatchedLog implements AuditLog {
     }).finally(() => {
       this.writing = null;
       for (const q of batch) if (q.block && this.spare.length < 2) this.spare.push(q.block);
-      if (this.queued.length || this.used) this.flush();
+      // Full blocks go at once; lines that came in during the write wait for the interval.
+      // Writing them at once chained write after write (and a thread-pool hop and a wake-up each):
+      // 60–200 writes a second at 500 req/s where 50 were meant (/proc/PID/io syscw).
+      if (this.queued.length) this.flush();
+      else if (this.used) this.arm();
     });
   }
 
   async close(): Promise<void> {
+    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
     while (this.writing || this.queued.length || this.used) {
       this.flush();
       await this.writing;

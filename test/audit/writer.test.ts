@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openAuditLog } from '../../src/audit/writer.ts';
+import { openAuditLog, batchedLog, type Sink } from '../../src/audit/writer.ts';
 import type { AuditRecord } from '../../src/audit/record.ts';
 import { ConfigError } from '../../src/errors.ts';
 
@@ -45,6 +45,35 @@ describe('audit log writer', () => {
       assert.equal(lines[400]!.reason.length, 100 * 1024);
       assert.ok(lines.every((l, i) => i === 400 || l.reason === 'ok'), 'no line overwritten by a reused block');
     } finally { await rm(dir, { recursive: true, force: true }); }
+  });
+
+  it('holds lines that arrive during a write for the next interval instead of writing them as soon as the write ends', async () => {
+    const writes: Array<Array<string | null>> = [];
+    let release: () => void = () => {};
+    const sink: Sink = {
+      write: (chunks) => {
+        writes.push(Buffer.concat(chunks).toString().trim().split('\n').map((l) => (JSON.parse(l) as AuditRecord).requestId));
+        return new Promise<void>((r) => { release = r; });
+      },
+      close: async () => {},
+    };
+    const log = batchedLog(sink);
+    log.write(record(0));
+    while (writes.length === 0) await new Promise((r) => setTimeout(r, 5));
+    log.write(record(1));
+    log.write(record(2));
+    release();
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.deepEqual(writes, [['r0']], 'nothing written right after the first write ended');
+    while (writes.length === 1) await new Promise((r) => setTimeout(r, 5));
+    release();
+    assert.deepEqual(writes, [['r0'], ['r1', 'r2']], 'the two lines went together, one interval later');
+    log.write(record(3));
+    const closed = log.close();
+    while (writes.length === 2) await new Promise((r) => setImmediate(r));
+    release();
+    await closed;
+    assert.deepEqual(writes, [['r0'], ['r1', 'r2'], ['r3']], 'close() writes what is pending without waiting for the interval');
   });
 
   it('appends to an existing log instead of truncating it', async () => {
