@@ -11,6 +11,8 @@ import { sourceAddress } from './identify.ts';
 import { NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
 
 export interface InboundVerdict {
+  /** The method the policy was asked about (GET for a WebSocket over HTTP/2: see websocket-h2.ts). */
+  method: string;
   caller: Caller | null;
   decision: Decision | null;
   /** The normalized path (with query) the app receives when allowed. */
@@ -21,23 +23,26 @@ export interface InboundVerdict {
   bearer: BearerCheck;
 }
 
-/** `bearer` is the verified bearer token, when the policy set needs tokens and one was presented. */
-export function decide(rt: Runtime, identify: Identify, req: IncomingMessage, bearer: BearerCheck = NO_BEARER): InboundVerdict {
+/**
+ * `bearer` is the verified bearer token, when the policy set needs tokens and one was presented.
+ * `method` is what the policy is asked about: the request's own unless a caller translates it.
+ */
+export function decide(rt: Runtime, identify: Identify, req: IncomingMessage, bearer: BearerCheck = NO_BEARER, method = req.method ?? 'GET'): InboundVerdict {
   const caller = identify(req);
-  if (caller instanceof RequestRefused) return { caller: null, decision: null, forwardPath: '', refusal: caller, path: null, bearer };
+  if (caller instanceof RequestRefused) return { method, caller: null, decision: null, forwardPath: '', refusal: caller, path: null, bearer };
   let norm;
   try {
     norm = normalizeTarget(req.url ?? '');
   } catch (e) {
-    if (e instanceof RequestRefused) return { caller, decision: null, forwardPath: '', refusal: e, path: null, bearer };
+    if (e instanceof RequestRefused) return { method, caller, decision: null, forwardPath: '', refusal: e, path: null, bearer };
     throw e;
   }
-  const decision = rt.policy.authorize({ principal: caller.principal, method: req.method ?? 'GET', matchPath: norm.matchPath, token: bearer.claims, nowSeconds: Date.now() / 1000 });
+  const decision = rt.policy.authorize({ principal: caller.principal, method, matchPath: norm.matchPath, token: bearer.claims, nowSeconds: Date.now() / 1000 });
   const forwardPath = norm.path + norm.query;
-  if (decision.allow) return { caller, decision, forwardPath, refusal: null, path: norm.path, bearer };
+  if (decision.allow) return { method, caller, decision, forwardPath, refusal: null, path: norm.path, bearer };
   const code = decision.code ?? 'forbidden';
   const message = code === 'invalid_token' ? 'a valid bearer token is required' : 'denied by policy';
-  return { caller, decision, forwardPath, refusal: new RequestRefused(code, message), path: norm.path, bearer };
+  return { method, caller, decision, forwardPath, refusal: new RequestRefused(code, message), path: norm.path, bearer };
 }
 
 export function auditRecord(rt: Runtime, v: InboundVerdict, req: IncomingMessage, requestId: string, transport: 'mtls' | 'plaintext'): AuditRecord {
@@ -48,7 +53,7 @@ export function auditRecord(rt: Runtime, v: InboundVerdict, req: IncomingMessage
     direction: 'inbound',
     event: 'request',
     peer: { principal: v.caller?.principal ?? null, address: sourceAddress(req.socket.remoteAddress) || null },
-    method: req.method ?? null,
+    method: v.method,
     path: v.path,
     decision: v.refusal ? 'deny' : 'allow',
     status: v.refusal ? v.refusal.status : null,

@@ -15,6 +15,7 @@ import { rememberPeer, byCertificate } from './identify.ts';
 import { serverLimits, applyLimits } from './limits.ts';
 import { inboundHandler } from './handler.ts';
 import { inboundUpgradeHandler } from './upgrade.ts';
+import { inboundConnectHandler } from './websocket-h2.ts';
 import { log } from '../log.ts';
 import { H2_HEADER_TABLE_BYTES, H2_MAX_SESSION_MEMORY_MB } from '../http/h2.ts';
 
@@ -58,6 +59,7 @@ export function createInboundServer(rt: Runtime, upstream: UpstreamPool): Inboun
 
   server.on('request', inboundHandler(rt, upstream, byCertificate, 'mtls'));
   server.on('upgrade', inboundUpgradeHandler(rt, byCertificate, 'mtls'));
+  server.on('connect', inboundConnectHandler(rt, byCertificate, 'mtls'));
   server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
     // Untrusted, expired or missing client certificates end here; counted, not logged per attempt.
     rt.metrics.handshakeRefused(err.code === 'ECONNRESET' ? 'reset' : 'tls_error');
@@ -70,10 +72,11 @@ export function createInboundServer(rt: Runtime, upstream: UpstreamPool): Inboun
  * either protocol. The HPACK table a peer may fill is large enough to hold a 16 KB token header:
  * a peer sidecar (which raises its encoder table to match) then sends a repeated token once per
  * connection and refers to it afterwards, instead of sending it with every request.
+ * enableConnectProtocol lets callers open WebSockets over HTTP/2 (RFC 8441; websocket-h2.ts).
  */
-export function h2Settings(maxHeaderBytes: number): { settings: { headerTableSize: number; maxHeaderListSize: number }; maxSessionMemory: number } {
+export function h2Settings(maxHeaderBytes: number): { settings: { headerTableSize: number; maxHeaderListSize: number; enableConnectProtocol: boolean }; maxSessionMemory: number } {
   return {
-    settings: { headerTableSize: H2_HEADER_TABLE_BYTES, maxHeaderListSize: maxHeaderBytes },
+    settings: { headerTableSize: H2_HEADER_TABLE_BYTES, maxHeaderListSize: maxHeaderBytes, enableConnectProtocol: true },
     maxSessionMemory: H2_MAX_SESSION_MEMORY_MB,
   };
 }
