@@ -107,7 +107,7 @@ export async function startOutboundPath(ctx: Context, id: string, issuerUrl: str
       // Both sidecars: the hop costs a pod each side.
       memory: () => {
         const [ma, mb] = [treeMemory(pa), treeMemory(pb)];
-        return ma && mb ? { rssKb: ma.rssKb + mb.rssKb, hwmKb: ma.hwmKb + mb.hwmKb } : null;
+        return ma && mb ? { rssKb: ma.rssKb + mb.rssKb, hwmKb: ma.hwmKb + mb.hwmKb, anonKb: ma.anonKb + mb.anonKb } : null;
       },
       cpuSeconds: () => treeCpuSeconds(pa) + treeCpuSeconds(pb),
       readyMs: a.readyMs,

@@ -83,14 +83,18 @@ export async function waitForPort(host: string, port: number, timeoutMs: number)
   }
 }
 
-export interface MemoryReading { rssKb: number; hwmKb: number }
+/**
+ * `anonKb` (RssAnon) is the private part of the resident set: RSS minus file-backed pages, such as
+ * the node binary's code, which every process mapping the same file shares.
+ */
+export interface MemoryReading { rssKb: number; hwmKb: number; anonKb: number }
 
-/** VmRSS and VmHWM (peak resident set) of one process, from /proc. */
+/** VmRSS, VmHWM (peak resident set) and RssAnon of one process, from /proc. */
 export function memoryOf(pid: number): MemoryReading | null {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-    return { rssKb: kb('VmRSS'), hwmKb: kb('VmHWM') };
+    return { rssKb: kb('VmRSS'), hwmKb: kb('VmHWM'), anonKb: kb('RssAnon') };
   } catch { return null; }
 }
 
@@ -107,12 +111,12 @@ export function processTree(pid: number): number[] {
 }
 
 export function treeMemory(pid: number): MemoryReading | null {
-  let rssKb = 0; let hwmKb = 0; let any = false;
+  let rssKb = 0; let hwmKb = 0; let anonKb = 0; let any = false;
   for (const p of processTree(pid)) {
     const m = memoryOf(p);
-    if (m) { any = true; rssKb += m.rssKb; hwmKb += m.hwmKb; }
+    if (m) { any = true; rssKb += m.rssKb; hwmKb += m.hwmKb; anonKb += m.anonKb; }
   }
-  return any ? { rssKb, hwmKb } : null;
+  return any ? { rssKb, hwmKb, anonKb } : null;
 }
 
 const CLK_TCK = 100; // Linux USER_HZ; /proc/PID/stat times are in these ticks

@@ -42,6 +42,7 @@ describe('npm run bench -- --smoke', () => {
       assert.ok((p.saturate?.completed ?? 0) > 0 && p.saturate?.errors === 0, `${id} saturation`);
       assert.ok((p.handshake?.completed ?? 0) > 0 && p.handshake?.errors === 0, `${id} handshakes`);
       assert.ok(p.peak && p.peak.hwmKb > 0, `${id} peak memory read from /proc`);
+      assert.ok(p.peak.anonKb > 0 && p.peak.anonKb < p.peak.rssKb, `${id} private memory is part of the resident set, not all of it`);
       assert.ok(md.includes(`| ${p.label} | 200 | ${p.rate.latency.p50.toFixed(3)} |`), `${id} latency row in the markdown`);
       assert.ok(svg.includes(`data-series="${p.label}"`), `${id} line in the chart`);
     }
