@@ -122,6 +122,7 @@ export function inboundConnectHandler(rt: Runtime, identify: Identify, transport
     // The app refused the upgrade (400, 403, 404…): the caller gets its answer as it was.
     appReq.on('response', (answer: IncomingMessage) => {
       appReq.setTimeout(0);
+      if (res.stream.destroyed) { answer.resume(); settle(answer.statusCode ?? 502); return; }
       const out: Record<string, string | string[]> = {};
       for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
       res.writeHead(answer.statusCode ?? 502, out);
