@@ -85,7 +85,8 @@ export function inboundConnectHandler(rt: Runtime, identify: Identify, transport
       rt.metrics.request('inbound', 'allow', status, (performance.now() - start) / 1000);
     };
     const fail = (code: 'upstream_unavailable' | 'upstream_timeout', message: string): void => {
-      if (res.stream.destroyed) { /* the caller left first: nobody to answer */ } else if (!res.headersSent) refuse(res, code, message, requestId); else res.stream.close();
+      // (A caller that left first has nobody to answer.)
+      if (!res.stream.destroyed) { if (!res.headersSent) refuse(res, code, message, requestId); else res.stream.close(); }
       settle(ERROR_STATUS[code]);
     };
     rt.inFlight++;

@@ -60,6 +60,14 @@ describe('WebSocket over HTTP/2 (RFC 8441)', () => {
     return { stream, headers };
   }
 
+  /** Everything the stream carried back, once it is closed (refusals are short bodies). */
+  async function textOf(stream: ClientHttp2Stream): Promise<string> {
+    let body = '';
+    stream.setEncoding('utf8').on('data', (d: string) => { body += d; });
+    await once(stream, 'close');
+    return body;
+  }
+
   function echo(stream: ClientHttp2Stream, text: string): Promise<string> {
     const receiver = new ws.Receiver({ isServer: false });
     const reply = new Promise<string>((resolve) => receiver.once('message', (data: Buffer) => resolve(String(data))));
@@ -109,9 +117,7 @@ describe('WebSocket over HTTP/2 (RFC 8441)', () => {
     const before = app.seen.length;
     const stream = s.request({ ':method': 'CONNECT', ':authority': 'example.com:443' });
     const [headers] = await once(stream, 'response') as [IncomingHttpHeaders];
-    let body = '';
-    stream.setEncoding('utf8').on('data', (d: string) => { body += d; });
-    await once(stream, 'end');
+    const body = await textOf(stream);
     assert.equal(headers[':status'], 400);
     assert.equal((JSON.parse(body) as { error: string }).error, 'bad_request');
     assert.equal(app.seen.length, before);
@@ -150,12 +156,8 @@ describe('WebSocket over HTTP/2 (RFC 8441)', () => {
       const s = connect(`https://localhost:${s2.inboundPort}`, tlsOptions(pki.ca, pki.clients.billing));
       sessions.push(s);
       const answer = async (path: string): Promise<{ status: number; body: string }> => {
-        const stream = s.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'https', ':path': path, ':authority': 'localhost', 'sec-websocket-version': '13' });
-        const [headers] = await once(stream, 'response') as [IncomingHttpHeaders];
-        let body = '';
-        stream.setEncoding('utf8').on('data', (d: string) => { body += d; });
-        await once(stream, 'close');
-        return { status: Number(headers[':status']), body };
+        const { stream, headers } = await open(s, path);
+        return { status: Number(headers[':status']), body: await textOf(stream) };
       };
       assert.deepEqual(await answer('/refuse'), { status: 403, body: 'no socket' });
       const bad = await answer('/bad-accept');
