@@ -11,7 +11,7 @@ import { tmpdir, cpus, loadavg, availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { makeBenchPki } from './lib/pki.ts';
 import { cpuPlan, spawnOn, firstJsonLine, runLoadgen, hasCommand, sleep, stopProcess, treeMemory, treeCpuSeconds, BENCH_DIR, REPO } from './lib/procs.ts';
-import { startDirect, startAuthproxy, startNginx, startHaproxy, type Context, type RunningTarget } from './lib/targets.ts';
+import { startDirect, startAuthproxy, startNodeFloor, startNginx, startHaproxy, type Context, type RunningTarget } from './lib/targets.ts';
 import { OUTBOUND_PATHS, outboundPending, startIssuerProcess, startOutboundPath } from './lib/outbound.ts';
 import { compileSidecar } from './lib/compiled.ts';
 import { PRODUCTION_NODE_OPTIONS } from '../src/runtime/node-options.ts';
@@ -56,6 +56,8 @@ const PATHS: PathDef[] = [
   { id: 'direct', label: 'direct to app (plaintext HTTP)', kind: 'baseline', start: (ctx) => Promise.resolve(startDirect(ctx)) },
   { id: 'authproxy-tcp', label: 'authproxy inbound, app over TCP', kind: 'authproxy', start: (ctx) => startAuthproxy(ctx, { upstream: 'tcp' }) },
   { id: 'authproxy-unix', label: 'authproxy inbound, app over Unix socket', kind: 'authproxy', start: (ctx) => startAuthproxy(ctx, { upstream: 'unix' }) },
+  // What Node 24 itself costs for the same mTLS termination: bench/forwarders/mtls-floor.ts.
+  { id: 'node-floor', label: 'Node 24 floor: bare mTLS forwarder, no policy or audit', kind: 'floor', start: startNodeFloor },
   { id: 'nginx', label: 'nginx, same mTLS termination', kind: 'peer', needs: 'nginx', start: startNginx },
   { id: 'haproxy', label: 'haproxy, same mTLS termination', kind: 'peer', needs: 'haproxy', start: startHaproxy },
 ];

@@ -2,14 +2,15 @@
 // (backpressure, no retries or deadlines). Against contender 1 it shows what the sidecar's
 // wrapper costs on top of the library. argv: APP_PORT.
 import { createServer, type ServerResponse, type IncomingHttpHeaders } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
 import { passHeaders } from './headers.ts';
 import { HOP_BY_HOP } from '../../src/http/hop-by-hop.ts';
 
-class Relay implements Dispatcher.DispatchHandler {
+export class Relay implements Dispatcher.DispatchHandler {
   private readonly res: ServerResponse;
-  constructor(res: ServerResponse) { this.res = res; }
+  constructor(res: ServerResponse | Http2ServerResponse) { this.res = res as ServerResponse; }
   // undici requires the full handler shape even when the controller is not kept.
   onRequestStart(): void { /* no abort on client close in this minimal relay */ }
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
@@ -24,13 +25,17 @@ class Relay implements Dispatcher.DispatchHandler {
   }
 }
 
-const appPort = Number(process.argv[2]);
-const origin = `http://127.0.0.1:${appPort}`;
-const pool = new Pool(origin, { keepAliveTimeout: 30_000 });
-const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
-  const declared = req.headers['content-length'];
-  const body = declared !== undefined && declared !== '0' ? req : null;
-  pool.dispatch({ origin, path: req.url ?? '/', method: req.method ?? 'GET', headers: passHeaders(req.rawHeaders), body }, new Relay(res));
-});
-server.listen(0, '127.0.0.1', () => process.stdout.write(JSON.stringify({ port: (server.address() as AddressInfo).port }) + '\n'));
-process.on('SIGTERM', () => process.exit(0));
+// Run as a script it serves; imported (by mtls-floor.ts, the floor row) it only lends its relay.
+if (import.meta.main) serve(Number(process.argv[2]));
+
+function serve(appPort: number): void {
+  const origin = `http://127.0.0.1:${appPort}`;
+  const pool = new Pool(origin, { keepAliveTimeout: 30_000 });
+  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+    const declared = req.headers['content-length'];
+    const body = declared !== undefined && declared !== '0' ? req : null;
+    pool.dispatch({ origin, path: req.url ?? '/', method: req.method ?? 'GET', headers: passHeaders(req.rawHeaders), body }, new Relay(res));
+  });
+  server.listen(0, '127.0.0.1', () => process.stdout.write(JSON.stringify({ port: (server.address() as AddressInfo).port }) + '\n'));
+  process.on('SIGTERM', () => process.exit(0));
+}

@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import type { LoadTarget } from '../loadgen.ts';
 import type { BenchPki, Pair } from './pki.ts';
-import { spawnOn, freePort, freePorts, waitFor200, waitForPort, treeMemory, treeCpuSeconds, stopProcess, REPO, type CpuPlan, type MemoryReading } from './procs.ts';
+import { spawnOn, freePort, freePorts, waitFor200, waitForPort, treeMemory, treeCpuSeconds, stopProcess, firstJsonLine, REPO, BENCH_DIR, type CpuPlan, type MemoryReading } from './procs.ts';
 import { nginxConfig } from './nginx.ts';
 import { haproxyConfig } from './haproxy.ts';
 
@@ -123,4 +123,26 @@ export async function startHaproxy(ctx: Context): Promise<RunningTarget> {
   const port = await freePort();
   return startConfigured(ctx, 'haproxy', 'haproxy', (conf) => ['-f', conf, '-db'],
     haproxyConfig({ port, appPort: ctx.app.port, pki: ctx.pki }), port);
+}
+
+const COMPILE_CACHE_DIR = join(REPO, 'node_modules/.cache/authproxy-compile');
+
+/** The floor row: bench/forwarders/mtls-floor.ts, with the sidecar's Node options and environment. */
+export async function startNodeFloor(ctx: Context, env: NodeJS.ProcessEnv = {}): Promise<RunningTarget> {
+  const logFd = openSync(join(ctx.work, 'node-floor.log'), 'a');
+  const proc = spawnOn(ctx.cpu.targetCpu, process.execPath,
+    [join(BENCH_DIR, 'forwarders', 'mtls-floor.ts'), String(ctx.app.port), ctx.pki.server.cert, ctx.pki.server.key, ctx.pki.ca],
+    // The launcher's compile cache, as the sidecar has it: without it every start loads the
+    // TypeScript stripper (~25 MB of RSS the sidecar does not carry).
+    { stdio: ['ignore', 'pipe', logFd], env: { ...process.env, ...PRODUCTION_ENV, NODE_OPTIONS: PRODUCTION_NODE_OPTIONS, NODE_COMPILE_CACHE: COMPILE_CACHE_DIR, ...env } });
+  closeSync(logFd);
+  let port: number;
+  try {
+    ({ port } = await firstJsonLine<{ port: number }>(proc));
+  } catch (e) {
+    await stopProcess(proc);
+    throw new Error(`the Node floor forwarder did not start (see ${join(ctx.work, 'node-floor.log')}): ${(e as Error).message}`, { cause: e });
+  }
+  const pid = proc.pid!;
+  return { load: tlsLoad(ctx, port), memory: () => treeMemory(pid), cpuSeconds: () => treeCpuSeconds(pid), readyMs: null, stop: () => stopProcess(proc) };
 }

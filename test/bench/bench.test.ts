@@ -32,8 +32,8 @@ describe('npm run bench -- --smoke', () => {
     assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
   });
 
-  it('measures the direct baseline and both authproxy inbound rows with every request answered 200', () => {
-    for (const id of ['direct', 'authproxy-tcp', 'authproxy-unix']) {
+  it('measures the direct baseline, both authproxy inbound rows and the bare Node floor with every request answered 200', () => {
+    for (const id of ['direct', 'authproxy-tcp', 'authproxy-unix', 'node-floor']) {
       const p = report.paths.find((x) => x.id === id);
       assert.ok(p, `row ${id} missing`);
       assert.equal(p.skipped, null, `${id}: ${p.skipped ?? ''}`);
@@ -73,6 +73,10 @@ describe('npm run bench -- --smoke', () => {
     for (const m of report.micro) assert.equal((m.saturate?.errors ?? 0) + (m.rate?.errors ?? 0), 0, `${m.label} errors`);
     for (const budget of ['added p50 ≤ 0.25 ms', 'added p99 ≤ 1 ms', 'saturation ≥ 60% of nginx', 'peak RSS ≤ 80 MB', 'ready ≤ 400 ms', 'outbound cached token within 10%']) {
       assert.ok(md.includes(`| ${budget}`), `budget "${budget}" in the report`);
+    }
+    const floor = report.paths.find((x) => x.id === 'node-floor')!;
+    for (const budget of ['added p50 ≤ 0.25 ms', 'added p99 ≤ 1 ms', 'peak RSS ≤ 80 MB']) {
+      assert.ok(md.includes(`| ${budget} | ${floor.label} |`), `budget "${budget}" judged on the Node floor too`);
     }
   });
 });
