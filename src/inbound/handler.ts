@@ -9,7 +9,7 @@ import { upstreamRequestHeaders } from './headers.ts';
 import { incomingBudgetMs } from '../forward/deadline.ts';
 import { declaredTooLarge, needsBuffering, readBodyWithin } from '../forward/body-limit.ts';
 import type { Identify } from './identify.ts';
-import { bearerOf, checkBearer, applyBearerHeaders, NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
+import { bearerOf, afterBearerCheck, applyBearerHeaders, NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
 
 export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Identify, transport: 'mtls' | 'plaintext'): (req: IncomingMessage, res: ServerResponse) => void {
   const maxBody = rt.config.maxBodyBytes;
@@ -22,11 +22,7 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
     // Bearer tokens are verified (asynchronously) only when a rule needs one and one was sent.
     const token = bearerOf(rt, req);
     if (token === null) { proceed(req, res, start, deadlineAt, requestId, NO_BEARER); return; }
-    rt.inFlight++;
-    void checkBearer(rt, token).then((bearer) => {
-      rt.inFlight--;
-      if (!res.destroyed) proceed(req, res, start, deadlineAt, requestId, bearer);
-    });
+    afterBearerCheck(rt, token, () => !res.destroyed, (bearer) => proceed(req, res, start, deadlineAt, requestId, bearer));
   };
 
   function proceed(req: IncomingMessage, res: ServerResponse, start: number, deadlineAt: number, requestId: string, bearer: BearerCheck): void {

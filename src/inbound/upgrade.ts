@@ -9,14 +9,14 @@ import { requestIdFrom } from '../http/request-id.ts';
 import type { Identify } from './identify.ts';
 import { decide, auditRecord } from './authorize.ts';
 import { upstreamHeaders } from './headers.ts';
-import { bearerOf, checkBearer, applyBearerHeaders, NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
+import { bearerOf, afterBearerCheck, applyBearerHeaders, NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
 
 export function inboundUpgradeHandler(rt: Runtime, identify: Identify, transport: 'mtls' | 'plaintext'): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   const target = rt.config.upstream;
   return function upgrade(req, socket, head) {
     const token = bearerOf(rt, req);
     if (token === null) { proceed(req, socket, head, NO_BEARER); return; }
-    void checkBearer(rt, token).then((bearer) => { if (!socket.destroyed) proceed(req, socket, head, bearer); });
+    afterBearerCheck(rt, token, () => !socket.destroyed, (bearer) => proceed(req, socket, head, bearer));
   };
 
   function proceed(req: IncomingMessage, socket: Duplex, head: Buffer, bearer: BearerCheck): void {

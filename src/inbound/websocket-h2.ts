@@ -19,7 +19,7 @@ import { HOP_BY_HOP } from '../http/hop-by-hop.ts';
 import type { Identify } from './identify.ts';
 import { decide, auditRecord } from './authorize.ts';
 import { upstreamHeaders } from './headers.ts';
-import { bearerOf, checkBearer, applyBearerHeaders, NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
+import { bearerOf, afterBearerCheck, applyBearerHeaders, NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
 
 /** RFC 6455 §1.3: the GUID the Sec-WebSocket-Accept hash is taken over. */
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -48,11 +48,7 @@ export function inboundConnectHandler(rt: Runtime, identify: Identify, transport
     const res = resOrSocket as Http2ServerResponse;
     const token = bearerOf(rt, req as IncomingMessage);
     if (token === null) { proceed(req as Http2ServerRequest, res, requestId, NO_BEARER); return; }
-    rt.inFlight++;
-    void checkBearer(rt, token).then((bearer) => {
-      rt.inFlight--;
-      if (!res.stream.destroyed) proceed(req as Http2ServerRequest, res, requestId, bearer);
-    });
+    afterBearerCheck(rt, token, () => !res.stream.destroyed, (bearer) => proceed(req as Http2ServerRequest, res, requestId, bearer));
   };
 
   function proceed(req: Http2ServerRequest, res: Http2ServerResponse, requestId: string, bearer: BearerCheck): void {

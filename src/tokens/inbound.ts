@@ -52,6 +52,20 @@ export async function checkBearer(rt: Runtime, token: string): Promise<BearerChe
 }
 
 /**
+ * Verifies `token`, then calls `then` with the result if the caller is still there to be
+ * answered. The request counts as in flight meanwhile, so a drain waits for its decision instead
+ * of closing a connection whose request was never answered. (Callers check `bearerOf` first, so
+ * a request without a token allocates nothing here.)
+ */
+export function afterBearerCheck(rt: Runtime, token: string, callerStillThere: () => boolean, then: (bearer: BearerCheck) => void): void {
+  rt.inFlight++;
+  void checkBearer(rt, token).then((bearer) => {
+    rt.inFlight--;
+    if (callerStillThere()) then(bearer);
+  });
+}
+
+/**
  * The app's headers after a bearer token was consumed: the token header removed unless forwarded,
  * `x-authproxy-claims` added when verified. The caller's own x-authproxy-* headers were already
  * dropped. Returns where the slots at `slots` (value indexes) moved to, in the same order.

@@ -6,10 +6,15 @@ import { mkdtemp, rm, cp, stat, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile, spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { generateKeyPairSync } from 'node:crypto';
+import { SignJWT } from 'jose';
 import { makePki } from '../support/pki.ts';
 import { startApp } from '../support/app.ts';
 import { startSidecar, REPO, BIN } from '../support/sidecar.ts';
-import { httpsGet } from '../support/clients.ts';
+import { httpsGet, rawTls, statusOf } from '../support/clients.ts';
+import { policyDir } from '../support/policy-dir.ts';
 
 async function waitUntil(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -77,6 +82,48 @@ describe('lifecycle', () => {
       assert.ok(Date.now() - started < 3000, 'exited soon after the 300 ms grace period');
       assert.equal(await stuck, 'cut');
     } finally { await s.stop(); await app.close(); await pki.cleanup(); }
+  });
+
+  it('on SIGTERM, waits for a WebSocket upgrade whose bearer token is still being verified and answers it', async () => {
+    // An issuer that takes 1.5 s to answer (and then fails): the token check is pending when the drain starts.
+    const issuerHits: string[] = [];
+    const issuer = createServer((req, res) => { issuerHits.push(req.url ?? ''); setTimeout(() => res.writeHead(503).end(), 1500); });
+    await new Promise<void>((r) => issuer.listen(0, '127.0.0.1', r));
+    const issuerUrl = `http://127.0.0.1:${(issuer.address() as AddressInfo).port}`;
+    const policies = await policyDir({ 'tokens.yaml': `apiVersion: authproxy.dev/v1
+kind: AuthorizationPolicy
+metadata: { name: tokens }
+spec:
+  rules:
+    - name: billing-with-a-reader-token
+      action: allow
+      from: [{ principals: ["spiffe://example.org/ns/billing/sa/*"], token: { roles: [Orders.Reader] } }]
+      to: [{ paths: ["/**"] }]
+` });
+    const pki = await makePki(); const app = await startApp();
+    const closeIssuer = (): Promise<unknown> => { issuer.closeAllConnections(); return new Promise((r) => issuer.close(r)); };
+    const s = await startSidecar(['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
+      '--policies', policies, '--issuer', issuerUrl, '--client-id', 'orders', '--client-auth', 'private_key_jwt',
+      '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'])
+      .catch(async (e: unknown) => { await closeIssuer(); await app.close(); await pki.cleanup(); throw e; });
+    try {
+      // Well-formed and signed, so verification goes as far as fetching the issuer's keys.
+      const token = await new SignJWT({ roles: ['Orders.Reader'] }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setIssuer(issuerUrl)
+        .setIssuedAt().setExpirationTime('5m').sign(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey);
+      const upgrade = rawTls(s.inboundPort, `GET /ws/chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer ${token}\r\n\r\n`, pki.ca, pki.clients.billing)
+        .catch((e: Error) => `cut: ${e.message}`);
+      await waitUntil(() => issuerHits.length > 0);
+      s.proc.kill('SIGTERM');
+      const answer = await upgrade;
+      assert.equal(statusOf(answer), 401, `answered, not cut: ${answer.slice(0, 80)}`);
+      assert.match(answer, /"error":"invalid_token"/);
+      assert.equal(app.seen.length, 0, 'the app never saw it');
+      assert.equal(await s.exited(), 0);
+    } finally {
+      await s.stop(); await app.close(); await pki.cleanup(); await closeIssuer();
+      await rm(policies, { recursive: true, force: true });
+    }
   });
 
   it('refuses to start with a clear message when --cert is given without --key and --ca', async () => {

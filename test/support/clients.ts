@@ -29,7 +29,8 @@ export function rawTls(port: number, head: string, ca: string, client: ClientFil
   return new Promise((resolve, reject) => {
     const s = connect({ host: '127.0.0.1', port, ...tlsOptions(ca, client) }, () => s.write(head));
     let out = '';
-    s.setEncoding('utf8').on('data', (d: string) => { out += d; }).on('end', () => resolve(out)).on('error', reject);
+    // 'close' as well as 'end': a connection cut without a FIN must not leave the caller waiting.
+    s.setEncoding('utf8').on('data', (d: string) => { out += d; }).on('end', () => resolve(out)).on('close', () => resolve(out)).on('error', reject);
   });
 }
 
