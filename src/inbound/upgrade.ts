@@ -38,20 +38,44 @@ export function inboundUpgradeHandler(rt: Runtime, identify: Identify, transport
 
     const app: Socket = target.kind === 'unix' ? connect({ path: target.socketPath }) : connect({ host: target.host, port: target.port });
     let connected = false;
+    // Until the app's first byte (its answer to the handshake) the upgrade is a request in flight:
+    // a drain waits for it, and it is bounded like any request's response headers. The open
+    // connection that may follow is neither.
+    let answered = false;
+    let refused = false;
+    rt.inFlight++;
+    const settle = (): void => { if (!answered) { answered = true; rt.inFlight--; app.setTimeout(0); } };
+    const refuse = (code: 'upstream_unavailable' | 'upstream_timeout', message: string): void => {
+      settle();
+      refused = true;
+      refuseRaw(socket, code, message, requestId);
+      app.destroy();
+    };
+    app.setTimeout(rt.config.requestTimeoutMs, () => {
+      if (!answered) refuse('upstream_timeout', `the app did not answer the upgrade within ${rt.config.requestTimeoutMs} ms`);
+    });
+    // The app's side is piped only once it has answered, so an app that hangs up without a word
+    // gets the caller a 502 instead of a bare end of the connection.
+    app.once('data', (first: Buffer) => {
+      settle();
+      socket.write(first);
+      app.pipe(socket);
+    });
     app.once('connect', () => {
       connected = true;
       app.write(head1);
       if (head.length) app.write(head);
-      app.pipe(socket);
       socket.pipe(app);
       rt.metrics.request('inbound', 'allow', 101, 0);
     });
     app.on('error', () => {
-      if (!connected) refuseRaw(socket, 'upstream_unavailable', 'the app is unreachable', requestId);
+      if (!connected) refuse('upstream_unavailable', 'the app is unreachable');
+      else if (!answered) refuse('upstream_unavailable', 'the app closed the connection before answering the upgrade');
       else socket.destroy();
     });
     socket.on('error', () => app.destroy());
     socket.on('close', () => app.destroy());
-    app.on('close', () => socket.destroy());
+    // (A refusal ends the caller's socket itself; destroying it here could cut the refusal short.)
+    app.on('close', () => { if (answered || refused) { if (!refused) socket.destroy(); return; } refuse('upstream_unavailable', 'the app closed the connection before answering the upgrade'); });
   }
 }

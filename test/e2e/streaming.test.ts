@@ -11,7 +11,8 @@ import { makePki, type TestPki } from '../support/pki.ts';
 import { startApp, type TestApp } from '../support/app.ts';
 import { startSidecar, type Sidecar } from '../support/sidecar.ts';
 import { policyDir, TEST_POLICY } from '../support/policy-dir.ts';
-import { httpsGet, tlsOptions } from '../support/clients.ts';
+import { httpsGet, tlsOptions, rawTls, statusOf } from '../support/clients.ts';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 
 const GiB = 1024 ** 3;
 
@@ -114,6 +115,44 @@ describe('streaming, upgrades and Unix-socket upstreams', () => {
     });
     assert.equal(status, 403);
     assert.equal(app.seen.length, before);
+  });
+
+  it("relays the app's own answer to an upgrade, 504 when the app never answers and 502 when it hangs up without one", async () => {
+    // An app that misbehaves on purpose, one way per path.
+    const raw = createTcpServer((socket: Socket) => {
+      socket.once('data', (d: Buffer) => {
+        const head = d.toString('latin1');
+        if (head.startsWith('GET /refuse ')) socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 9\r\n\r\nno socket');
+        else if (head.startsWith('GET /hang-up ')) socket.end();
+        // GET /silent: never answered.
+      });
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    const s = await startSidecar(['--upstream', `http://127.0.0.1:${(raw.address() as AddressInfo).port}`, '--cert', pki.server.cert, '--key', pki.server.key,
+      '--ca', pki.ca, '--policies', policies, '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--request-timeout', '400ms']);
+    // Given up on after 5 s, so that a sidecar that never answers fails the test instead of hanging it.
+    const upgrade = (path: string): Promise<string> => Promise.race([
+      rawTls(s.inboundPort, `GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n` +
+        'Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n', pki.ca, pki.clients.billing),
+      new Promise<string>((resolve) => setTimeout(() => resolve('no answer within 5 s'), 5000).unref()),
+    ]);
+    try {
+      const refused = await upgrade('/refuse');
+      assert.equal(statusOf(refused), 403);
+      assert.match(refused, /\r\n\r\nno socket$/);
+      const started = Date.now();
+      const silent = await upgrade('/silent');
+      assert.equal(statusOf(silent), 504, silent);
+      assert.match(silent, /"error":"upstream_timeout"/);
+      assert.ok(Date.now() - started < 3000, 'answered at --request-timeout, not whenever the app gives up');
+      const hungUp = await upgrade('/hang-up');
+      assert.equal(statusOf(hungUp), 502);
+      assert.match(hungUp, /"error":"upstream_unavailable"/);
+    } finally {
+      await s.stop();
+      raw.close();
+    }
   });
 
   it('forwards to an app listening on a Unix socket', async () => {
