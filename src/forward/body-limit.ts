@@ -2,11 +2,11 @@
 // Content-Length over the limit is refused before anything is read. A chunked body has no
 // declared size, so with a limit set it is read up to the limit first (memory is bounded by the
 // limit, as with nginx's client_max_body_size): over it, 413 and the app never saw the request;
-// under it, it is forwarded whole with a Content-Length (and can be replayed on a retry).
+// under it, it is forwarded whole with a Content-Length (and can be replayed on a retry); still
+// arriving at the request deadline, 408 as for a small declared body (readBody in whole-body.ts).
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import { isGrpc } from '../http/grpc.ts';
-import { BodyTooLarge } from './errors.ts';
 
 /**
  * True when the request carries a body of undeclared size that must be checked before forwarding:
@@ -33,25 +33,4 @@ export function hasBody(req: IncomingMessage | Http2ServerRequest): boolean {
 
 export function declaredTooLarge(req: IncomingMessage | Http2ServerRequest, limit: number): boolean {
   return limit > 0 && Number(req.headers['content-length'] ?? 0) > limit;
-}
-
-export function readBodyWithin(req: IncomingMessage | Http2ServerRequest, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (c: Buffer): void => {
-      size += c.length;
-      if (size > limit) {
-        req.off('data', onData);
-        // Keep reading (and discarding) so the refusal can still be written on this connection.
-        req.resume();
-        reject(new BodyTooLarge(limit));
-        return;
-      }
-      chunks.push(c);
-    };
-    req.on('data', onData);
-    req.once('end', () => { if (size <= limit) resolve(Buffer.concat(chunks, size)); });
-    req.once('error', reject);
-  });
 }

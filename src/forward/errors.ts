@@ -4,25 +4,20 @@ import type { ErrorCode } from '../errors.ts';
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
 
-export class BodyTooLarge extends Error {
-  readonly limit: number;
-  constructor(limit: number) { super(`request body exceeds ${limit} bytes (--max-body-bytes)`); this.name = 'BodyTooLarge'; this.limit = limit; }
-}
-
 /** The request's deadline passed while waiting for the app (our timer, not undici's). */
 export class DeadlineExceeded extends Error {
   constructor() { super('deadline exceeded'); this.name = 'DeadlineExceeded'; }
 }
 
 /** The client had not sent its whole (declared) body by the request deadline. */
+export const BODY_NOT_RECEIVED = 'request body not received before the request deadline';
+
 export class BodyNotReceived extends Error {
-  constructor() { super('request body not received before the request deadline'); this.name = 'BodyNotReceived'; }
+  constructor() { super(BODY_NOT_RECEIVED); this.name = 'BodyNotReceived'; }
 }
 
 export function classifyUpstreamError(err: Error): { code: ErrorCode; message: string } {
-  if (err instanceof BodyTooLarge) return { code: 'body_too_large', message: err.message };
   const cause = (err as { cause?: unknown }).cause;
-  if (cause instanceof BodyTooLarge) return { code: 'body_too_large', message: cause.message };
   if (err instanceof BodyNotReceived) return { code: 'request_timeout', message: err.message };
   if (err instanceof DeadlineExceeded || cause instanceof DeadlineExceeded) return { code: 'upstream_timeout', message: 'the app did not answer before the request deadline' };
   const code = (err as NodeJS.ErrnoException).code ?? '';

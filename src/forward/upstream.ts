@@ -144,7 +144,8 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
   private readBodyFirst(length: number): void {
     readWholeBody(this.call.req, length, this.call.deadlineAt).then((body) => {
       // (As when the client leaves mid-request on a streamed body: the try fails, nothing is sent.)
-      if (body === 'closed') { this.fail(new Error('client closed the connection')); return; }
+      // ('too_large' would be more bytes than the client declared: its own framing broken, as good as gone.)
+      if (body === 'closed' || body === 'too_large') { this.fail(new Error('client closed the connection')); return; }
       if (body === 'timeout') { this.fail(new BodyNotReceived()); return; }
       this.body = body;
       this.start();

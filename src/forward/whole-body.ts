@@ -27,13 +27,23 @@ export function smallDeclaredLength(req: IncomingMessage | Http2ServerRequest): 
   return n > 0 && n <= SMALL_BODY_BYTES ? n : -1;
 }
 
-export type WholeBody = Buffer | 'closed' | 'timeout';
+/** A body read whole, or why not: the client left or stopped short, the deadline came, the limit was passed. */
+export type WholeBody = Buffer | 'closed' | 'timeout' | 'too_large';
+
+/** Reads a body of declared length (see readBody). */
+export function readWholeBody(req: IncomingMessage | Http2ServerRequest, length: number, deadlineAt: number): Promise<WholeBody> {
+  return readBody(req, length, length, deadlineAt);
+}
 
 /**
- * Reads a body of declared length. 'closed' when the client went away (or sent less than it
- * declared) first, 'timeout' when it was not all in by `deadlineAt`.
+ * Reads a request body whole. `expected` is its declared length (less than that means the client
+ * stopped short: 'closed'), or null for a body of undeclared size, which is read up to `limit`
+ * bytes: past it, 'too_large', and the rest is read and discarded so that the refusal can still
+ * be written on the connection. 'timeout' when it was not all in by `deadlineAt`, 'closed' when
+ * the client went away first. Serves both the small-body path and --max-body-bytes
+ * (body-limit.ts), so both answer a stalled body at the request deadline.
  */
-export function readWholeBody(req: IncomingMessage | Http2ServerRequest, length: number, deadlineAt: number): Promise<WholeBody> {
+export function readBody(req: IncomingMessage | Http2ServerRequest, expected: number | null, limit: number, deadlineAt: number): Promise<WholeBody> {
   return new Promise((resolve) => {
     let first: Buffer | null = null;
     let chunks: Buffer[] | null = null;
@@ -41,13 +51,18 @@ export function readWholeBody(req: IncomingMessage | Http2ServerRequest, length:
     const timer = setTimeout(() => done('timeout'), Math.max(0, deadlineAt - Date.now()));
     function onData(c: Buffer): void {
       size += c.length;
+      if (size > limit) {
+        done('too_large');
+        req.resume();
+        return;
+      }
       // Most small bodies arrive in one chunk: no copy then.
       if (first === null) first = c;
       else (chunks ??= [first]).push(c);
     }
     function onEnd(): void {
-      if (size !== length) { done('closed'); return; }
-      done(chunks === null ? first! : Buffer.concat(chunks, size));
+      if (expected !== null && size !== expected) { done('closed'); return; }
+      done(chunks === null ? (first ?? Buffer.alloc(0)) : Buffer.concat(chunks, size));
     }
     function onClose(): void { done('closed'); }
     function done(r: WholeBody): void {

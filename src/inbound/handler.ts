@@ -7,7 +7,9 @@ import { requestIdFrom } from '../http/request-id.ts';
 import { decide, auditRecord } from './authorize.ts';
 import { upstreamRequestHeaders } from './headers.ts';
 import { incomingBudgetMs } from '../forward/deadline.ts';
-import { declaredTooLarge, needsBuffering, readBodyWithin } from '../forward/body-limit.ts';
+import { declaredTooLarge, needsBuffering } from '../forward/body-limit.ts';
+import { readBody } from '../forward/whole-body.ts';
+import { BODY_NOT_RECEIVED } from '../forward/errors.ts';
 import type { Identify } from './identify.ts';
 import { bearerOf, afterBearerCheck, applyBearerHeaders, NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
 
@@ -55,9 +57,19 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
       },
     });
     if (!needsBuffering(req, maxBody)) { forward(undefined); return; }
-    readBodyWithin(req, maxBody).then((body) => {
-      up.headers.push('content-length', String(body.length));
-      forward(body);
-    }, () => { rt.inFlight--; tooLarge(); });
+    void readBody(req, null, maxBody, deadlineAt).then((body) => {
+      if (Buffer.isBuffer(body)) {
+        up.headers.push('content-length', String(body.length));
+        forward(body);
+        return;
+      }
+      rt.inFlight--;
+      if (body === 'too_large') tooLarge();
+      else if (body === 'timeout') {
+        refuse(res, 'request_timeout', BODY_NOT_RECEIVED, requestId);
+        rt.metrics.request('inbound', 'deny', 408, (performance.now() - start) / 1000);
+      }
+      // 'closed': the client went away; there is nobody to answer.
+    });
   }
 }

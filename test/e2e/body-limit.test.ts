@@ -1,12 +1,15 @@
 // --max-body-bytes: an oversized body, declared or streamed, gets 413 body_too_large and never
-// reaches the app; a body within the limit passes whole, chunked or not.
+// reaches the app; a body within the limit passes whole, chunked or not; a chunked one still
+// arriving at the request deadline gets 408 request_timeout.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:https';
+import { connect } from 'node:tls';
+import { once } from 'node:events';
 import { makePki, type TestPki } from '../support/pki.ts';
 import { startApp, type TestApp } from '../support/app.ts';
 import { startSidecar, type Sidecar } from '../support/sidecar.ts';
-import { tlsOptions } from '../support/clients.ts';
+import { tlsOptions, replyUntil } from '../support/clients.ts';
 
 describe('request body limit', () => {
   let pki: TestPki; let app: TestApp; let sidecar: Sidecar;
@@ -52,5 +55,17 @@ describe('request body limit', () => {
     assert.deepEqual(JSON.parse(chunked.body), { bytes: 3000 });
     const declared = await post('/upload/declared-ok', [Buffer.alloc(4096, 5)], true);
     assert.deepEqual(JSON.parse(declared.body), { bytes: 4096 });
+  });
+
+  it('answers a chunked body still arriving at the request deadline with 408 request_timeout, and the app never sees it', async () => {
+    const socket = connect({ host: '127.0.0.1', port: sidecar.inboundPort, ALPNProtocols: ['http/1.1'], ...tlsOptions(pki.ca, pki.clients.billing) });
+    await once(socket, 'secureConnect');
+    // One 100-byte chunk of a body that is never finished, with a 300 ms deadline.
+    socket.write('POST /upload/chunked-stalled HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: chunked\r\nx-authproxy-deadline: 300\r\n\r\n');
+    socket.write(`64\r\n${'x'.repeat(100)}\r\n`);
+    const reply = await replyUntil(socket, 'request_timeout');
+    assert.match(reply, /^HTTP\/1\.1 408 /);
+    assert.match(reply, /"error":"request_timeout"/);
+    assert.equal(arrivals('/upload/chunked-stalled'), 0);
   });
 });

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { makePki, type TestPki } from '../support/pki.ts';
 import { startApp, type TestApp } from '../support/app.ts';
 import { startSidecar, type Sidecar } from '../support/sidecar.ts';
-import { httpsGet, tlsOptions } from '../support/clients.ts';
+import { httpsGet, tlsOptions, replyUntil } from '../support/clients.ts';
 import { SMALL_BODY_BYTES } from '../../src/forward/whole-body.ts';
 
 describe('small request bodies are read whole first', () => {
@@ -46,11 +46,7 @@ describe('small request bodies are read whole first', () => {
 
   it('a body still incomplete at the request deadline gets 408 request_timeout, and the app never sees it', async () => {
     const socket = await rawPost('/upload/stalled', 1000, 100, 'x-authproxy-deadline: 300\r\n');
-    let reply = '';
-    socket.setEncoding('utf8').on('data', (d: string) => { reply += d; });
-    const started = Date.now();
-    while (!reply.includes('request_timeout') && Date.now() - started < 5000) await sleep(20);
-    socket.destroy();
+    const reply = await replyUntil(socket, 'request_timeout');
     assert.match(reply, /^HTTP\/1\.1 408 /);
     assert.match(reply, /"error":"request_timeout"/);
     assert.match(reply, /request body not received before the request deadline/);

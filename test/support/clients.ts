@@ -1,7 +1,7 @@
 // Real clients for end-to-end tests: Node's https with a client certificate, a raw TLS socket for
 // request targets no well-behaved client would send, and curl.
 import { request, type Agent } from 'node:https';
-import { connect } from 'node:tls';
+import { connect, type TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import type { ClientFiles } from './pki.ts';
@@ -32,6 +32,16 @@ export function rawTls(port: number, head: string, ca: string, client: ClientFil
     // 'close' as well as 'end': a connection cut without a FIN must not leave the caller waiting.
     s.setEncoding('utf8').on('data', (d: string) => { out += d; }).on('end', () => resolve(out)).on('close', () => resolve(out)).on('error', reject);
   });
+}
+
+/** What `socket` receives until `needle` appears (or `timeoutMs` passes); the socket is destroyed then. */
+export async function replyUntil(socket: TLSSocket, needle: string, timeoutMs = 5000): Promise<string> {
+  let reply = '';
+  socket.setEncoding('utf8').on('data', (d: string) => { reply += d; });
+  const started = Date.now();
+  while (!reply.includes(needle) && Date.now() - started < timeoutMs) await new Promise((r) => setTimeout(r, 20));
+  socket.destroy();
+  return reply;
 }
 
 export function statusOf(raw: string): number { return Number(/^HTTP\/1\.1 (\d{3})/.exec(raw)?.[1] ?? 0); }
