@@ -1,7 +1,7 @@
 // Reproduction, for node:http2 upstream: a finished HTTP/2 client stream survives every
 // young-generation GC, with everything its listeners hold and about one copy of its request header
 // block, until the next full GC. That promotes a proxy's per-request garbage, and the full GCs it
-// forces are the sidecar → sidecar p99 (bench/README.md, "What the GC had to collect").
+// forces are the sidecar → sidecar p99 (bench/FINDINGS.md, "What the GC had to collect").
 //
 // Run: node_modules/.bin/node --expose-gc bench/probes/h2-stream-retention.ts
 // Prints the old generation's growth per finished exchange after forced scavenges, for requests

@@ -142,7 +142,7 @@ export class H2Dispatcher {
  * is never freed by a young-generation GC, only by the next full one, so whatever its listeners
  * held (this call, the relay, the client's request and response) was promoted with it. Forwarding
  * to an h2c app at 500 req/s, 26.6 MB of ~115 MB allocated survived scavenges; unhooked, 13.6 MB,
- * all of it node:http2's own (bench/README.md, "What the GC had to collect").
+ * all of it node:http2's own (bench/FINDINGS.md, "What the GC had to collect").
  */
 class H2Call implements Dispatcher.DispatchController {
   readonly #opts: Dispatcher.DispatchOptions;

@@ -6,7 +6,7 @@
 // promoted; the old generation then filled every ~2 s, scavenges took 2–14 ms and incremental
 // marking steps up to 20 ms, and those pauses were the inbound p99 (11–27 ms). Sent as a buffer,
 // about 1% survives, scavenges take ~0.4 ms, the p99 drops to 3.7–5.3 ms (the app's own is 3–4)
-// and a request costs ~20% less CPU (bench/README.md, "Tail latency, GC and the shared core").
+// and a request costs ~20% less CPU (bench/FINDINGS.md, "Tail latency, GC and the shared core").
 // A buffered body can also be sent again when a retry is safe.
 //
 // Only a declared length up to SMALL_BODY_BYTES is read first: the size of HTTP/2's default

@@ -3,7 +3,7 @@
 //
 // Why: under load V8's default young generation (16 MB semi-spaces) let the heap balloon to ~285 MB
 // RSS and made each scavenge pause ~10 ms, which is the p99. 4 MB semi-spaces scavenge more often
-// but in ~2 ms and halve peak RSS, for 0–10% more CPU (bench/README.md, profile of 2026-11-23). The
+// but in ~2 ms and halve peak RSS, for 0–10% more CPU (bench/FINDINGS.md, profile of 2026-11-23). The
 // old-space cap bounds what a leak or a huge policy set can take before the pod is restarted.
 export const PRODUCTION_NODE_OPTIONS = '--max-semi-space-size=4 --max-old-space-size=128';
 
