@@ -48,7 +48,8 @@ export function inboundUpgradeHandler(rt: Runtime, identify: Identify, transport
     const refuse = (code: 'upstream_unavailable' | 'upstream_timeout', message: string): void => {
       settle();
       refused = true;
-      refuseRaw(socket, code, message, requestId);
+      // (A caller that left first has nobody to answer.)
+      if (!socket.destroyed) refuseRaw(socket, code, message, requestId);
       app.destroy();
     };
     app.setTimeout(rt.config.requestTimeoutMs, () => {

@@ -13,6 +13,8 @@ import { startSidecar, type Sidecar } from '../support/sidecar.ts';
 import { policyDir, TEST_POLICY } from '../support/policy-dir.ts';
 import { httpsGet, tlsOptions, rawTls, statusOf } from '../support/clients.ts';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { connect } from 'node:tls';
+import { once } from 'node:events';
 
 const GiB = 1024 ** 3;
 
@@ -149,6 +151,17 @@ describe('streaming, upgrades and Unix-socket upstreams', () => {
       const hungUp = await upgrade('/hang-up');
       assert.equal(statusOf(hungUp), 502);
       assert.match(hungUp, /"error":"upstream_unavailable"/);
+      // A caller that leaves before the app answers is no longer in flight: the drain does not wait for it.
+      const leaving = connect({ host: '127.0.0.1', port: s.inboundPort, ...tlsOptions(pki.ca, pki.clients.billing) });
+      await once(leaving, 'secureConnect');
+      leaving.write('GET /silent HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+      await new Promise((r) => setTimeout(r, 100));
+      leaving.destroy();
+      await new Promise((r) => setTimeout(r, 100));
+      const stopping = Date.now();
+      s.proc.kill('SIGTERM');
+      assert.equal(await s.exited(), 0);
+      assert.ok(Date.now() - stopping < 3000, 'exited without waiting out the 15 s drain timeout');
     } finally {
       await s.stop();
       raw.close();
