@@ -9,9 +9,9 @@ export class DeadlineExceeded extends Error {
   constructor() { super('deadline exceeded'); this.name = 'DeadlineExceeded'; }
 }
 
-/** The client had not sent its whole (declared) body by the request deadline. */
 export const BODY_NOT_RECEIVED = 'request body not received before the request deadline';
 
+/** The client had not sent its whole (declared) body by the request deadline. */
 export class BodyNotReceived extends Error {
   constructor() { super(BODY_NOT_RECEIVED); this.name = 'BodyNotReceived'; }
 }

@@ -69,14 +69,15 @@ export function inboundUpgradeHandler(rt: Runtime, identify: Identify, transport
       socket.pipe(app);
       rt.metrics.request('inbound', 'allow', 101, 0);
     });
-    app.on('error', () => {
-      if (!connected) refuse('upstream_unavailable', 'the app is unreachable');
-      else if (!answered) refuse('upstream_unavailable', 'the app closed the connection before answering the upgrade');
-      else socket.destroy();
-    });
+    // Any other failure of the app's socket ends in 'close', which answers for it.
+    app.on('error', () => { if (!connected) refuse('upstream_unavailable', 'the app is unreachable'); });
     socket.on('error', () => app.destroy());
     socket.on('close', () => app.destroy());
-    // (A refusal ends the caller's socket itself; destroying it here could cut the refusal short.)
-    app.on('close', () => { if (answered || refused) { if (!refused) socket.destroy(); return; } refuse('upstream_unavailable', 'the app closed the connection before answering the upgrade'); });
+    app.on('close', () => {
+      // A refusal ends the caller's socket itself; destroying it here could cut the refusal short.
+      if (refused) return;
+      if (answered) socket.destroy();
+      else refuse('upstream_unavailable', 'the app closed the connection before answering the upgrade');
+    });
   }
 }
