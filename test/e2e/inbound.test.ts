@@ -2,35 +2,27 @@
 // real clients (Node https, curl, openssl s_client, raw TLS), and an app that records arrivals.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, rm, mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { makePki, BILLING_ID, SHOP_ID, type TestPki } from '../support/pki.ts';
 import { startApp, type TestApp } from '../support/app.ts';
-import { startSidecar, type Sidecar } from '../support/sidecar.ts';
-import { policyDir, TEST_POLICY } from '../support/policy-dir.ts';
+import type { Sidecar } from '../support/sidecar.ts';
+import { startPolicedSidecar } from '../support/policed-sidecar.ts';
 import { httpsGet, rawTls, statusOf, curl } from '../support/clients.ts';
 import { waitForAuditLine, type AuditLine } from '../support/audit.ts';
 
 describe('inbound mTLS path', () => {
-  let pki: TestPki; let app: TestApp; let sidecar: Sidecar; let policies: string; let work: string; let auditFile: string;
+  let pki: TestPki; let app: TestApp; let sidecar: Sidecar; let auditFile: string; let closeSidecar: () => Promise<void>;
 
   before(async () => {
     pki = await makePki();
     app = await startApp();
-    policies = await policyDir({ 'orders.yaml': TEST_POLICY });
-    work = await mkdtemp(join(tmpdir(), 'authproxy-e2e-'));
-    auditFile = join(work, 'audit.log');
-    sidecar = await startSidecar(['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
-      '--policies', policies, '--audit-log', auditFile, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0']);
+    ({ sidecar, auditFile, close: closeSidecar } = await startPolicedSidecar(pki, app));
   });
   after(async () => {
-    await sidecar?.stop();
+    await closeSidecar?.();
     await app?.close();
     await pki?.cleanup();
-    await rm(policies, { recursive: true, force: true });
-    await rm(work, { recursive: true, force: true });
   });
 
   const get = (path: string, who: keyof TestPki['clients'], headers?: Record<string, string>) =>

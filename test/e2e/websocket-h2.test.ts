@@ -8,14 +8,11 @@ import { once } from 'node:events';
 import { connect as tlsConnect } from 'node:tls';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { createRequire } from 'node:module';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Duplex, Writable } from 'node:stream';
 import { makePki, type TestPki, type ClientFiles } from '../support/pki.ts';
 import { startApp, type TestApp } from '../support/app.ts';
 import { startSidecar, type Sidecar } from '../support/sidecar.ts';
-import { policyDir, TEST_POLICY } from '../support/policy-dir.ts';
+import { startPolicedSidecar } from '../support/policed-sidecar.ts';
 import { tlsOptions } from '../support/clients.ts';
 import { waitForAuditLine } from '../support/audit.ts';
 
@@ -28,22 +25,17 @@ const ws = createRequire(import.meta.url)('ws') as {
 };
 
 describe('WebSocket over HTTP/2 (RFC 8441)', () => {
-  let pki: TestPki; let app: TestApp; let sidecar: Sidecar; let policies: string; let dir: string; let audit: string;
+  let pki: TestPki; let app: TestApp; let sidecar: Sidecar; let policies: string; let audit: string; let closeSidecar: () => Promise<void>;
   const sessions: ClientHttp2Session[] = [];
 
   before(async () => {
     pki = await makePki();
     app = await startApp({});
-    policies = await policyDir({ 'orders.yaml': TEST_POLICY });
-    dir = await mkdtemp(join(tmpdir(), 'authproxy-wsh2-'));
-    audit = join(dir, 'audit.log');
-    sidecar = await startSidecar(['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
-      '--policies', policies, '--audit-log', audit, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0']);
+    ({ sidecar, policies, auditFile: audit, close: closeSidecar } = await startPolicedSidecar(pki, app));
   });
   after(async () => {
     for (const s of sessions) s.destroy();
-    await sidecar?.stop(); await app?.close(); await pki?.cleanup();
-    await rm(policies, { recursive: true, force: true }); await rm(dir, { recursive: true, force: true });
+    await closeSidecar?.(); await app?.close(); await pki?.cleanup();
   });
 
   async function session(client: ClientFiles): Promise<{ s: ClientHttp2Session; connectProtocol: boolean | undefined }> {
