@@ -9,6 +9,7 @@ import type { AuditRecord } from '../audit/record.ts';
 import type { Caller, Identify } from './identify.ts';
 import { sourceAddress } from './identify.ts';
 import { NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
+import { isoTime } from '../audit/time.ts';
 
 export interface InboundVerdict {
   /** The method the policy was asked about (GET for a WebSocket over HTTP/2: see websocket-h2.ts). */
@@ -48,7 +49,7 @@ export function decide(rt: Runtime, identify: Identify, req: IncomingMessage, be
 export function auditRecord(rt: Runtime, v: InboundVerdict, req: IncomingMessage, requestId: string, transport: 'mtls' | 'plaintext'): AuditRecord {
   const d = v.decision;
   return {
-    time: new Date().toISOString(),
+    time: isoTime(Date.now()),
     requestId,
     direction: 'inbound',
     event: 'request',

@@ -17,6 +17,7 @@ import { inboundHandler } from './handler.ts';
 import { inboundUpgradeHandler } from './upgrade.ts';
 import { inboundConnectHandler } from './websocket-h2.ts';
 import { log } from '../log.ts';
+import { isoTime } from '../audit/time.ts';
 import { H2_HEADER_TABLE_BYTES, H2_MAX_SESSION_MEMORY_MB } from '../http/h2.ts';
 
 export function secureContextOptions(m: TlsMaterial): SecureContextOptions {
@@ -49,7 +50,7 @@ export function createInboundServer(rt: Runtime, upstream: UpstreamPool): Inboun
     if (check.ok) { rememberPeer(socket, check.identity); return; }
     rt.metrics.handshakeRefused(check.kind);
     rt.audit.write({
-      time: new Date().toISOString(), requestId: null, direction: 'inbound', event: 'handshake',
+      time: isoTime(Date.now()), requestId: null, direction: 'inbound', event: 'handshake',
       peer: { principal: null, address: socket.remoteAddress ?? null }, method: null, path: null,
       decision: 'deny', status: null, code: null, policy: null, rule: null, reason: check.reason, policyDigest: rt.policy.digest,
       tls: 'mtls', boundary: null,

@@ -8,13 +8,14 @@ import type { AuditRecord } from '../audit/record.ts';
 import type { OutboundTarget } from './target.ts';
 import type { CompiledRoute } from './routes.ts';
 import type { Transport } from './transport.ts';
+import { isoTime } from '../audit/time.ts';
 
 export function outboundAuditRecord(rt: Runtime, req: IncomingMessage, requestId: string, target: OutboundTarget | null,
   route: CompiledRoute | null, refusal: RequestRefused | null, reason: string, transport: Transport | null,
   boundary: string | null | undefined = undefined): AuditRecord {
   const q = target ? target.path.indexOf('?') : -1;
   return {
-    time: new Date().toISOString(),
+    time: isoTime(Date.now()),
     requestId,
     direction: 'outbound',
     event: 'request',

@@ -76,6 +76,20 @@ describe('audit log writer', () => {
     assert.deepEqual(writes, [['r0'], ['r1', 'r2'], ['r3']], 'close() writes what is pending without waiting for the interval');
   });
 
+  it('turns a record into its line after the current turn, not inside write(), and writes it', async () => {
+    const lines: string[] = [];
+    const log = batchedLog({ write: async (chunks) => { lines.push(...Buffer.concat(chunks).toString().trim().split('\n')); }, close: async () => {} });
+    let serialized = false;
+    const r = record(1);
+    Object.defineProperty(r, 'reason', { enumerable: true, get: () => { serialized = true; return 'ok'; } });
+    log.write(r);
+    assert.equal(serialized, false, 'write() left the record as it was');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(serialized, true, 'serialized once the turn was over');
+    await log.close();
+    assert.deepEqual(lines.map((l) => JSON.parse(l) as AuditRecord), [{ ...record(1), reason: 'ok' }]);
+  });
+
   it('appends to an existing log instead of truncating it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'authproxy-audit-'));
     try {
