@@ -11,7 +11,7 @@ import { tmpdir, cpus, loadavg, availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { makeBenchPki } from './lib/pki.ts';
 import { cpuPlan, spawnOn, firstJsonLine, runLoadgen, hasCommand, sleep, stopProcess, treeMemory, treeCpuSeconds, BENCH_DIR, REPO } from './lib/procs.ts';
-import { startDirect, startAuthproxy, startNodeFloor, startNginx, startHaproxy, type Context, type RunningTarget } from './lib/targets.ts';
+import { startDirect, startAuthproxy, startNodeFloor, startNginx, startHaproxy, forwarderEnv, type Context, type RunningTarget } from './lib/targets.ts';
 import { OUTBOUND_PATHS, outboundPending, startIssuerProcess, startOutboundPath } from './lib/outbound.ts';
 import { compileSidecar } from './lib/compiled.ts';
 import { PRODUCTION_NODE_OPTIONS } from '../src/runtime/node-options.ts';
@@ -201,7 +201,7 @@ class Bench {
   }
 
   async micro(label: string, script: string, note: string): Promise<MicroResult> {
-    const proc: ChildProcess = spawnOn(this.ctx.cpu.targetCpu, process.execPath, [join(BENCH_DIR, 'forwarders', script), String(this.ctx.app.port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc: ChildProcess = spawnOn(this.ctx.cpu.targetCpu, process.execPath, [join(BENCH_DIR, 'forwarders', script), String(this.ctx.app.port)], { stdio: ['ignore', 'pipe', 'pipe'], env: forwarderEnv() });
     try {
       const { port } = await firstJsonLine<{ port: number }>(proc);
       const target: LoadTarget = { kind: 'http', host: '127.0.0.1', port };

@@ -127,14 +127,21 @@ export async function startHaproxy(ctx: Context): Promise<RunningTarget> {
 
 const COMPILE_CACHE_DIR = join(REPO, 'node_modules/.cache/authproxy-compile');
 
+/**
+ * The environment for the bench's own Node forwarders (the floor, the micro-benchmark's): the
+ * sidecar's Node options and environment, and the launcher's compile cache, as the sidecar has
+ * it; without it every start loads the TypeScript stripper (~25 MB of RSS the sidecar does not carry).
+ */
+export function forwarderEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...process.env, ...PRODUCTION_ENV, NODE_OPTIONS: PRODUCTION_NODE_OPTIONS, NODE_COMPILE_CACHE: COMPILE_CACHE_DIR, ...env };
+}
+
 /** The floor row: bench/forwarders/mtls-floor.ts, with the sidecar's Node options and environment. */
 export async function startNodeFloor(ctx: Context, env: NodeJS.ProcessEnv = {}): Promise<RunningTarget> {
   const logFd = openSync(join(ctx.work, 'node-floor.log'), 'a');
   const proc = spawnOn(ctx.cpu.targetCpu, process.execPath,
     [join(BENCH_DIR, 'forwarders', 'mtls-floor.ts'), String(ctx.app.port), ctx.pki.server.cert, ctx.pki.server.key, ctx.pki.ca],
-    // The launcher's compile cache, as the sidecar has it: without it every start loads the
-    // TypeScript stripper (~25 MB of RSS the sidecar does not carry).
-    { stdio: ['ignore', 'pipe', logFd], env: { ...process.env, ...PRODUCTION_ENV, NODE_OPTIONS: PRODUCTION_NODE_OPTIONS, NODE_COMPILE_CACHE: COMPILE_CACHE_DIR, ...env } });
+    { stdio: ['ignore', 'pipe', logFd], env: forwarderEnv(env) });
   closeSync(logFd);
   let port: number;
   try {
