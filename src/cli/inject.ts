@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { ConfigError } from '../errors.ts';
 import { injectManifests, ManifestError } from '../inject/manifests.ts';
-import { loadSettings } from '../inject/settings.ts';
+import { SETTINGS_OPTIONS, settingsFromFlags } from './injection-flags.ts';
 
 const HELP = `usage: authproxy inject -f FILE|- [flags]
 
@@ -30,12 +30,7 @@ export async function injectCommand(argv: string[]): Promise<number> {
       args: argv, strict: true, allowPositionals: false,
       options: {
         filename: { type: 'string', short: 'f' },
-        config: { type: 'string' },
-        image: { type: 'string' },
-        'trust-domain': { type: 'string' },
-        issuer: { type: 'string' },
-        'policies-configmap': { type: 'string' },
-        'legacy-sidecar': { type: 'boolean' },
+        ...SETTINGS_OPTIONS,
         quiet: { type: 'boolean', short: 'q' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -49,10 +44,7 @@ export async function injectCommand(argv: string[]): Promise<number> {
 
   let settings;
   try {
-    settings = await loadSettings(values.config, {
-      image: values.image, trustDomain: values['trust-domain'], issuer: values.issuer,
-      policiesConfigMap: values['policies-configmap'], legacySidecar: values['legacy-sidecar'],
-    });
+    settings = await settingsFromFlags(values);
   } catch (e) {
     if (e instanceof ConfigError) { console.error(`authproxy inject: ${e.message}`); return 2; }
     throw e;

@@ -4,7 +4,7 @@ import { ConfigError } from '../errors.ts';
 import { parseListen } from '../config/address.ts';
 import { parseDuration } from '../config/duration.ts';
 import { log } from '../log.ts';
-import { loadSettings } from '../inject/settings.ts';
+import { SETTINGS_OPTIONS, settingsFromFlags } from './injection-flags.ts';
 import { inClusterApi, kubeNamespaceReader, type KubeApiOptions } from '../inject/kube.ts';
 import { startWebhook } from '../inject/webhook.ts';
 
@@ -33,12 +33,7 @@ export async function injectorCommand(argv: string[]): Promise<number> {
         listen: { type: 'string', default: '0.0.0.0:8443' },
         cert: { type: 'string' },
         key: { type: 'string' },
-        config: { type: 'string' },
-        image: { type: 'string' },
-        'trust-domain': { type: 'string' },
-        issuer: { type: 'string' },
-        'policies-configmap': { type: 'string' },
-        'legacy-sidecar': { type: 'boolean' },
+        ...SETTINGS_OPTIONS,
         timeout: { type: 'string', default: '8s' },
         'kube-api': { type: 'string' },
         'kube-token-file': { type: 'string' },
@@ -56,10 +51,7 @@ export async function injectorCommand(argv: string[]): Promise<number> {
   let running;
   try {
     if (!values.cert || !values.key) throw new ConfigError('--cert and --key are required: the API server only calls webhooks over HTTPS', { field: values.cert ? 'key' : 'cert' });
-    const settings = await loadSettings(values.config, {
-      image: values.image, trustDomain: values['trust-domain'], issuer: values.issuer,
-      policiesConfigMap: values['policies-configmap'], legacySidecar: values['legacy-sidecar'],
-    });
+    const settings = await settingsFromFlags(values);
     let api: KubeApiOptions | undefined = inClusterApi();
     if (values['kube-api']) {
       if (!values['kube-token-file'] || !values['kube-ca-file']) throw new ConfigError('--kube-api needs --kube-token-file and --kube-ca-file', { field: 'kube-api' });
