@@ -42,7 +42,7 @@ export interface ForwardCall {
   deadlineValueAt: number;
   grpcTimeoutValueAt: number;
   /** A body already read in full (a chunked body checked against --max-body-bytes). */
-  bufferedBody?: Buffer;
+  bufferedBody?: Buffer | undefined;
   /** A failure before any response byte: the caller writes the refusal. */
   onError(code: ErrorCode, message: string): void;
   onSettled(o: ForwardOutcome): void;

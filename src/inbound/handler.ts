@@ -47,8 +47,10 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
       up.headers = applied.headers; up.deadlineValueAt = applied.slots[0]!; up.grpcTimeoutValueAt = applied.slots[1]!;
     }
     rt.inFlight++;
+    // One object shape for every call (bufferedBody undefined when there is none), not a
+    // conditional spread that gives the relay two shapes to read.
     const forward = (bufferedBody: Buffer | undefined): void => upstream.forward({
-      req, res, path: verdict.forwardPath, headers: up.headers, deadlineAt, ...(bufferedBody ? { bufferedBody } : {}),
+      req, res, path: verdict.forwardPath, headers: up.headers, deadlineAt, bufferedBody,
       deadlineValueAt: up.deadlineValueAt, grpcTimeoutValueAt: up.grpcTimeoutValueAt,
       onError: (code, message) => refuse(res, code, message, requestId),
       onSettled: (outcome) => {

@@ -1,0 +1,76 @@
+// Reproduction: instructions per inbound request, counted by valgrind's callgrind, for one or
+// more checkouts of the sidecar and the Node floor. Instruction counts do not move with other
+// work on the machine the way CPU time does (the saturation rounds' CPU µs per request spread
+// ±20% on a busy host), so smaller changes in the sidecar's own work can be told from noise
+// (bench/FINDINGS.md, "Instructions per request"). They count work, not cache misses: latency
+// still needs the rounds.
+//
+// Run: node_modules/.bin/node bench/probes/instructions-per-request.ts [floor] CHECKOUT... (needs valgrind)
+// CHECKOUT is a work tree of this repo (`.`, or git worktree add /tmp/base HEAD~1; then
+// ln -s "$PWD/node_modules" /tmp/base/node_modules). Each sidecar runs under callgrind (about 50
+// times slower), takes 40 s of closed-loop load over 10 keep-alive connections to warm up, then
+// its counters are zeroed, 40 s more are counted, and the count is divided by the requests
+// answered. Repeated runs of one checkout spread by 3–14% (V8's background compiles and major
+// GCs land in the counted window or not): compare means of several runs. ~2 minutes a checkout.
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { makeBenchPki } from '../lib/pki.ts';
+import { BENCH_DIR, cpuPlan, firstJsonLine, freePorts, hasCommand, runLoadgen, spawnOn, stopProcess, waitFor200 } from '../lib/procs.ts';
+import { forwarderEnv, tlsLoad, type Context } from '../lib/targets.ts';
+import { PRODUCTION_ENV, PRODUCTION_NODE_OPTIONS } from '../../src/runtime/node-options.ts';
+import type { SaturateResult } from '../loadgen.ts';
+
+// `floor` stands for the Node floor (bench/forwarders/mtls-floor.ts): the same job without policy,
+// audit, deadlines or retries, so the difference is what the sidecar's own work costs.
+const targets = process.argv.slice(2).map((c) => (c === 'floor' ? c : resolve(c)));
+if (targets.length === 0 || !hasCommand('valgrind')) {
+  process.stderr.write('usage: instructions-per-request.ts floor|CHECKOUT... (valgrind must be installed)\n');
+  process.exit(2);
+}
+const PHASE_MS = 40_000;
+const cpu = cpuPlan();
+const work = await mkdtemp(join(tmpdir(), 'authproxy-instructions-'));
+const pki = await makeBenchPki();
+const appProc = spawnOn(cpu.targetCpu, process.execPath, [join(BENCH_DIR, 'app.ts'), join(work, 'app.sock')], { stdio: ['ignore', 'pipe', 'pipe'] });
+const rows: string[] = [];
+try {
+  const app = await firstJsonLine<{ port: number; socketPath: string }>(appProc);
+  const ctx: Context = { pki, app: { ...app, pid: appProc.pid! }, cpu, work };
+  for (const [i, target] of targets.entries()) {
+    const [sidecarPort, adminPort, outboundPort] = await freePorts(3) as [number, number, number];
+    const callgrind = ['--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${join(work, `callgrind-${i}`)}.%p`, process.execPath];
+    const proc = target === 'floor'
+      ? spawnOn(cpu.targetCpu, 'valgrind', [...callgrind, join(BENCH_DIR, 'forwarders', 'mtls-floor.ts'), String(app.port), pki.server.cert, pki.server.key, pki.ca],
+        { stdio: ['ignore', 'pipe', 'ignore'], env: forwarderEnv() })
+      : spawnOn(cpu.targetCpu, 'valgrind', [...callgrind, join(target, 'bin/authproxy.js'),
+        '--upstream', `http://127.0.0.1:${app.port}`, '--listen', `127.0.0.1:${sidecarPort}`, '--admin-listen', `127.0.0.1:${adminPort}`,
+        '--outbound-listen', `127.0.0.1:${outboundPort}`, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
+        '--policies', pki.policies, '--audit-log', join(work, `audit-${i}.log`),
+      ], { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, ...PRODUCTION_ENV, NODE_OPTIONS: PRODUCTION_NODE_OPTIONS } });
+    try {
+      let port = sidecarPort;
+      if (target === 'floor') ({ port } = await firstJsonLine<{ port: number }>(proc, 300_000));
+      else await waitFor200(`http://127.0.0.1:${adminPort}/readyz`, 300_000, performance.now(), proc);
+      const load = (): Promise<SaturateResult> => runLoadgen<SaturateResult>({ mode: 'saturate', target: tlsLoad(ctx, port), path: '/orders/123', bodyBytes: 1024, connections: 10, warmupMs: 0, durationMs: PHASE_MS }, cpu.loadCpu);
+      await load();
+      execFileSync('callgrind_control', ['--zero', String(proc.pid)], { stdio: 'ignore' });
+      const counted = await load();
+      execFileSync('callgrind_control', ['--dump', String(proc.pid)], { stdio: 'ignore' });
+      // The dump on request is part 1 (`PREFIX.PID.1`); the one at exit covers the shutdown.
+      const dump = (await readdir(work)).find((f) => f.startsWith(`callgrind-${i}.`) && f.endsWith('.1'));
+      const total = dump ? /^summary: (\d+)/m.exec(await readFile(join(work, dump), 'utf8'))?.[1] : undefined;
+      if (total === undefined) throw new Error(`no callgrind dump for ${target}`);
+      rows.push(`| ${target === 'floor' ? 'Node 24 floor' : target} | ${counted.total.toLocaleString('en-US')} | ${Math.round(Number(total) / counted.total).toLocaleString('en-US')} |`);
+    } finally {
+      await stopProcess(proc, 120_000);
+    }
+  }
+  console.log('| proxy | requests counted | instructions per request |\n| --- | ---: | ---: |');
+  console.log(rows.join('\n'));
+} finally {
+  await stopProcess(appProc);
+  await rm(work, { recursive: true, force: true });
+  await rm(pki.dir, { recursive: true, force: true });
+}
