@@ -16,10 +16,10 @@
 // Records are serialized in a setImmediate after the event-loop turn's I/O callbacks, not in
 // write(): JSON.stringify and the copy took a median 13–17 µs of the 66–81 the inbound handler
 // spends before a request can go to the app (bench/FINDINGS.md, "The request's way in").
-// Deferred, they run once the request is on its way. The records are complete values when written, so the
-// line says what was decided, when, under which policy digest, exactly as before; a record waits
-// at most one turn, too short to outlive a scavenge (holding them for the 20 ms flush did: +17 MB
-// peak RSS).
+// Deferred, they run once the request is on its way. The records are complete values when
+// written, so the line says what was decided, when, under which policy digest, exactly as before;
+// a record waits at most one turn, too short to outlive a scavenge (holding them for the 20 ms
+// flush did: +17 MB peak RSS).
 import { open, type FileHandle } from 'node:fs/promises';
 import type { AuditRecord } from './record.ts';
 import { ConfigError } from '../errors.ts';
