@@ -110,8 +110,9 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
 
   constructor(dispatcher: Dispatches, origin: string, call: ForwardCall, body: Readable | Buffer | null, opts: UpstreamOptions) {
     this.dispatcher = dispatcher; this.origin = origin; this.call = call; this.body = body; this.opts = opts;
-    // A client that goes away aborts the upstream request instead of leaving it running.
-    call.res.once('close', this.onClientClose);
+    // A client that goes away aborts the upstream request instead of leaving it running. (on, not
+    // once: settle() takes it off, and once() would wrap it in a closure for every request.)
+    call.res.on('close', this.onClientClose);
   }
 
   // Taken off again once the exchange is settled: an HTTP/2 response lives until the next full GC
