@@ -10,9 +10,14 @@
 // ln -s "$PWD/node_modules" /tmp/base/node_modules). Each sidecar runs under callgrind (about 50
 // times slower), takes 40 s of closed-loop load over 10 keep-alive connections to warm up, then
 // its counters are zeroed, 40 s more are counted, and the count is divided by the requests
-// answered. The main thread's count is the one to compare: three runs of one build agreed within
-// 1.2% (350,500–354,800), while all threads together spread 3–14% (V8's background compiles and
-// major GCs land in the counted window or not). ~2 minutes a checkout.
+// answered, for the main thread and for all threads. ~2 minutes a checkout.
+//
+// What it can tell apart: large differences (the sidecar against the floor: +40–50%), not a few
+// percent. Runs of one build spread 3–14% in all threads (V8's background compiles and major GCs
+// land in the counted window or not), and the main thread's count falls as throughput rises (a
+// run that answered more requests handled more of them per event-loop turn): 331,000–354,000
+// for builds that differ in two small functions, ordered by requests answered rather than by
+// build. Counting at a fixed rate instead spread 533,000–649,000 (idle-time work).
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';

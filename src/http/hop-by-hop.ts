@@ -8,9 +8,8 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 /** Extra hop-by-hop names a sender listed in its Connection header (lowercased), or null. */
 export function connectionTokens(value: string | undefined): Set<string> | null {
   if (!value) return null;
-  // Nearly every request says just one of these: no split, no Set. This runs for every request;
-  // with the closure once() made (upstream.ts), it was 4.4% of the main thread's instructions a
-  // request (bench/probes/instructions-per-request.ts: 352,500 → 337,000).
+  // Nearly every request says just one of these: no split, no Set. This runs for every request
+  // (1.9 µs of self time a request in --cpu-prof at saturation, bench/FINDINGS.md).
   if (value.length <= 10) { const v = value.toLowerCase(); if (v === 'keep-alive' || v === 'close') return null; }
   let names: Set<string> | null = null;
   for (const t of value.split(',')) { const n = t.trim().toLowerCase(); if (n && n !== 'close' && n !== 'keep-alive') (names ??= new Set()).add(n); }
