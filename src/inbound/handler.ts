@@ -1,6 +1,7 @@
 // One inbound request, top to bottom: identify → normalize → authorize → audit → decorate → forward.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Runtime } from '../runtime/state.ts';
+import { ERROR_STATUS, type ErrorCode } from '../errors.ts';
 import type { UpstreamPool } from '../forward/upstream.ts';
 import { refuse } from '../http/refuse.ts';
 import { requestIdFrom } from '../http/request-id.ts';
@@ -16,6 +17,12 @@ import { bearerOf, afterBearerCheck, applyBearerHeaders, NO_BEARER, type BearerC
 export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Identify, transport: 'mtls' | 'plaintext'): (req: IncomingMessage, res: ServerResponse) => void {
   const maxBody = rt.config.maxBodyBytes;
   const requestTimeout = rt.config.requestTimeoutMs;
+  const tooLargeMessage = `request body exceeds ${maxBody} bytes (--max-body-bytes)`;
+  /** A refusal of the sidecar's own, answered and counted. */
+  const deny = (res: ServerResponse, requestId: string, start: number, code: ErrorCode, message: string): void => {
+    refuse(res, code, message, requestId);
+    rt.metrics.request('inbound', 'deny', ERROR_STATUS[code], (performance.now() - start) / 1000);
+  };
   return function handle(req, res) {
     const start = performance.now();
     const budget = incomingBudgetMs(req.headers['x-authproxy-deadline'], req.headers['grpc-timeout']);
@@ -30,16 +37,8 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
   function proceed(req: IncomingMessage, res: ServerResponse, start: number, deadlineAt: number, requestId: string, bearer: BearerCheck): void {
     const verdict = decide(rt, identify, req, bearer);
     rt.audit.write(auditRecord(rt, verdict, req, requestId, transport));
-    if (verdict.refusal) {
-      refuse(res, verdict.refusal.code, verdict.refusal.message, requestId);
-      rt.metrics.request('inbound', 'deny', verdict.refusal.status, (performance.now() - start) / 1000);
-      return;
-    }
-    const tooLarge = (): void => {
-      refuse(res, 'body_too_large', `request body exceeds ${maxBody} bytes (--max-body-bytes)`, requestId);
-      rt.metrics.request('inbound', 'deny', 413, (performance.now() - start) / 1000);
-    };
-    if (declaredTooLarge(req, maxBody)) { tooLarge(); return; }
+    if (verdict.refusal) { deny(res, requestId, start, verdict.refusal.code, verdict.refusal.message); return; }
+    if (declaredTooLarge(req, maxBody)) { deny(res, requestId, start, 'body_too_large', tooLargeMessage); return; }
     const caller = verdict.caller!;
     const up = upstreamRequestHeaders(req, { xfcc: caller.xfcc, principal: caller.principal, requestId });
     if (bearer.presented) {
@@ -66,11 +65,8 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
         return;
       }
       rt.inFlight--;
-      if (body === 'too_large') tooLarge();
-      else if (body === 'timeout') {
-        refuse(res, 'request_timeout', BODY_NOT_RECEIVED, requestId);
-        rt.metrics.request('inbound', 'deny', 408, (performance.now() - start) / 1000);
-      }
+      if (body === 'too_large') deny(res, requestId, start, 'body_too_large', tooLargeMessage);
+      else if (body === 'timeout') deny(res, requestId, start, 'request_timeout', BODY_NOT_RECEIVED);
       // 'closed': the client went away; there is nobody to answer.
     });
   }
