@@ -2,7 +2,7 @@
 // undici Pool.dispatch with a streaming relay, deadlines and retries) behind a plain HTTP front,
 // so neither TLS nor policy is measured: only "take a request, send it to the app, stream the
 // answer back". argv: APP_PORT. Prints {port} when listening.
-import { createServer } from 'node:http';
+import { createServer } from '../../src/http/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { UpstreamPool } from '../../src/forward/upstream.ts';
 import { RetryBudget } from '../../src/forward/retry.ts';

@@ -1,6 +1,7 @@
 // Admin listener: liveness, readiness, Prometheus metrics and the running configuration.
 // Bound to loopback by default; it shows paths, names and digests, never key material or tokens.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { createServer } from '../http/node-http.ts';
 import type { Runtime } from '../runtime/state.ts';
 import { redactedConfig } from '../config/config.ts';
 

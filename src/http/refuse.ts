@@ -4,7 +4,7 @@ import type { ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { ERROR_STATUS, errorBody, type ErrorCode } from '../errors.ts';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES } from './node-http.ts';
 import { GRPC_STATUS_FOR, grpcMessage, isGrpc } from './grpc.ts';
 
 /** What a refusal is written on: an HTTP/1.1 response or an HTTP/2 stream's compatibility response. */

@@ -2,7 +2,8 @@
 // no certificate. The source address decides: inside a boundary the request is authorized as
 // principal `boundary:<name>`; outside every boundary it is refused with 403
 // `boundary_violation` and audited, and never reaches the app.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { createServer } from '../http/node-http.ts';
 import type { Runtime } from '../runtime/state.ts';
 import type { UpstreamPool } from '../forward/upstream.ts';
 import { byBoundary } from './identify.ts';

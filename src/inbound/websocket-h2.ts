@@ -6,7 +6,8 @@
 // socket. Frames pass end to end, so extensions and subprotocols are whatever the app agreed to.
 // Envoy does the same translation for an HTTP/1.1 upstream (upgrade_configs). Any other CONNECT
 // (a tunnel to an authority) is refused: the sidecar is not a forward proxy inbound.
-import { request as appRequest, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { request as appRequest } from '../http/node-http.ts';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';

@@ -1,7 +1,8 @@
 // The embedded dev token issuer: a real OAuth 2.0 / OIDC server (oidc-provider) for local dev,
 // dev mode and tests. Client credentials grant with private_key_jwt, tls_client_auth (RFC 8705)
 // and client_secret_basic; JWT access tokens per resource indicator (RFC 8707); JIT approvals.
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
+import type { IncomingMessage, ServerResponse, Server } from 'node:http';
+import { createServer as createHttpServer } from '../http/node-http.ts';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Provider } from 'oidc-provider';

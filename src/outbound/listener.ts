@@ -6,7 +6,8 @@
 // HTTP/2 with prior knowledge (h2c, what a gRPC client speaks to a plaintext target) is accepted
 // on the same port: the first bytes of a connection tell the HTTP/2 preface from an HTTP/1.1
 // request line, and the connection goes to the matching server; both share one handler.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { createServer } from '../http/node-http.ts';
 import { createServer as createH2cServer } from 'node:http2';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
