@@ -34,7 +34,12 @@ export async function readText(file: string): Promise<string> {
 /** Load `ca.crt` + `ca.key` from `dir` and check they are a usable, currently valid CA pair. */
 export async function loadCa(dir: string, now = new Date()): Promise<LoadedCa> {
   const files = caPaths(dir);
-  const [certPem, keyPem] = await Promise.all([readText(files.cert), readText(files.key)]);
+  // Both are read at once, but a failure is reported for the certificate first: Promise.all would
+  // reject with whichever read failed first, and with both missing the message would vary.
+  const [certRead, keyRead] = await Promise.allSettled([readText(files.cert), readText(files.key)]);
+  if (certRead.status === 'rejected') throw certRead.reason;
+  if (keyRead.status === 'rejected') throw keyRead.reason;
+  const certPem = certRead.value; const keyPem = keyRead.value;
   let cert: X509Certificate;
   try { cert = new X509Certificate(certPem); } catch {
     throw new ConfigError('does not hold a PEM certificate', { file: files.cert });

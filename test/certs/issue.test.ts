@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cli, openssl, scratch } from './helpers.ts';
 
@@ -85,6 +85,14 @@ test('certs issue reports a missing CA in one line', async () => {
   const r = await cli(dir, ['certs', 'issue', '--ca-dir', 'nowhere', '--spiffe-id', ID, '--out', 'x']);
   assert.equal(r.code, 1);
   assert.equal(r.stderr, 'authproxy certs issue: nowhere/ca.crt: cannot read (ENOENT)\n');
+});
+
+test('certs issue names the CA key when the certificate is there and the key is not', async () => {
+  await mkdir(join(dir, 'halfca'));
+  await copyFile(join(dir, 'certs/ca.crt'), join(dir, 'halfca/ca.crt'));
+  const r = await cli(dir, ['certs', 'issue', '--ca-dir', 'halfca', '--spiffe-id', ID, '--out', 'x']);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, 'authproxy certs issue: halfca/ca.key: cannot read (ENOENT)\n');
 });
 
 test('certs issue --help documents every flag', async () => {
