@@ -16,7 +16,7 @@
 //
 // Every possible Decision is built at compile time, so authorize() allocates nothing.
 import { compileGlob, type GlobMatcher } from './glob.ts';
-import type { AuthorizationPolicyDoc, FromEntry, ToEntry } from './schema.ts';
+import type { AuthorizationPolicyDoc, FromEntry, ToEntry } from './document-schemas.ts';
 import type { AuthzRequest, Decision, TokenClaims } from './types.ts';
 import { parseDurationSeconds } from './validate.ts';
 

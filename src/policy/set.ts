@@ -2,7 +2,7 @@
 import { compileAuthorizer } from './authorize.ts';
 import { policyDigest } from './digest.ts';
 import { BoundaryIndex } from './hosts.ts';
-import type { AuthorizationPolicyDoc } from './schema.ts';
+import type { AuthorizationPolicyDoc } from './document-schemas.ts';
 import type { OutboundRouteSpec, PolicyDocumentRef, PolicySet, TrustBoundarySpec } from './types.ts';
 
 export interface PolicySetParts {

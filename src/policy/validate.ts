@@ -6,7 +6,8 @@ import { RequestRefused } from '../errors.ts';
 import { compileGlob, GlobSyntaxError } from './glob.ts';
 import { BoundaryIndex, hostPatternProblem, parseCidr } from './hosts.ts';
 import { normalizeTarget } from './normalize.ts';
-import type { AuthorizationPolicyDoc, FieldProblem, OutboundRouteDoc, PolicyDoc, TrustBoundaryDoc } from './schema.ts';
+import type { AuthorizationPolicyDoc, OutboundRouteDoc, PolicyDoc, TrustBoundaryDoc } from './document-schemas.ts';
+import type { FieldProblem } from './schema.ts';
 import type { TrustBoundarySpec } from './types.ts';
 
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600 };

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Ajv } from 'ajv';
-import { DOCUMENT_SCHEMAS } from '../../src/policy/schema.ts';
+import { DOCUMENT_SCHEMAS } from '../../src/policy/document-schemas.ts';
 
-// The sidecar compiles these without checking them against the meta-schema (start-up time); this
-// is where they are checked, with the same strict settings and vocabulary.
+// The schemas under JSON Schema's meta-schema, with the strict settings and vocabulary the
+// validators are generated with (scripts/generate-validators.ts).
 function metaChecker(): Ajv {
   const ajv = new Ajv({ strict: true, allErrors: true });
   ajv.addVocabulary(['hint']);
