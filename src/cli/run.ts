@@ -35,6 +35,15 @@ export async function runCommand(argv: string[]): Promise<number> {
     throw e;
   }
 
+  // Listening for the stop signal before anything starts: the `ready` line is written inside
+  // start(), and a SIGTERM that came after it but before a listener was added would take Node's
+  // default action and kill the process without draining. One that comes during start-up is
+  // acted on as soon as start() is done.
+  const stopSignal = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+
   let clientPaths: { cert: string; key: string; ca: string } | null = null;
   if (config.dev) {
     // Loaded only in dev mode: the X.509 generator costs ~20 MB that a production sidecar never needs.
@@ -60,11 +69,8 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   if (clientPaths) printDevBanner(config, running.addresses.inbound.port, running.addresses.admin, clientPaths, running.addresses.outbound, devIssuer?.issuer.url ?? null);
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => { void running.shutdown(signal).then(() => devIssuer?.issuer.close()).then(resolve); };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  await running.shutdown(await stopSignal);
+  await devIssuer?.issuer.close();
   return 0;
 }
 

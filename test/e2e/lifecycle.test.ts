@@ -54,6 +54,20 @@ describe('lifecycle', () => {
     } finally { await s.stop(); await app.close(); await pki.cleanup(); }
   });
 
+  it('a SIGTERM sent the moment the ready line is out still drains and exits 0', async () => {
+    const pki = await makePki(); const app = await startApp();
+    try {
+      // startSidecar resolves on the `ready` line and stop() signals at once; before the stop
+      // listener was added ahead of start-up, Node's default SIGTERM action could win that race.
+      for (let i = 0; i < 5; i++) {
+        const s = await startSidecar(['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
+          '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0']);
+        assert.equal(await s.stop(), 0, `start ${i + 1}: ${s.stderr()}`);
+        assert.match(s.stderr(), /"msg":"stopped","reason":"SIGTERM"/);
+      }
+    } finally { await app.close(); await pki.cleanup(); }
+  });
+
   it('on SIGTERM during concurrent traffic, completes every in-flight request', async () => {
     const pki = await makePki(); const app = await startApp();
     const s = await startSidecar(['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
