@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { parseSpiffeId } from '../identity/spiffe.ts';
 import { caPaths, loadCa } from './ca.ts';
 import { writeOutputs, type OutputFile } from './files.ts';
-import { createCA, issueCertificate, type Issuer } from './pki.ts';
+import type { Issuer } from './pki.ts';
 
 export interface DevPkiOptions {
   trustDomain: string;
@@ -65,6 +65,10 @@ export async function ensureDevPki(dir: string, opts: DevPkiOptions): Promise<De
   const result = { caCert: paths.caCert, workloadCert: paths.workloadCert, workloadKey: paths.workloadKey,
     clientCert: paths.clientCert, clientKey: paths.clientKey };
   if (!needCa && !needWorkload && !needClient) return { ...result, created: false };
+
+  // Loaded only to create certificates: @peculiar/x509 and its ASN.1 schemas are ~180 modules,
+  // which every later dev-mode start (certificates already there) would otherwise load for nothing.
+  const { createCA, issueCertificate } = await import('./pki.ts');
 
   const out: OutputFile[] = [];
   let issuer: Issuer;
