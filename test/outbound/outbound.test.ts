@@ -3,15 +3,14 @@
 // destination, and HTTP_PROXY-style clients (Node's http with absolute-form targets, and curl -x).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { decodeJwt } from 'jose';
-import { makePki, SERVER_ID, type TestPki } from '../support/pki.ts';
-import { startApp, type TestApp } from '../support/app.ts';
-import { startSidecar, type Sidecar } from '../support/sidecar.ts';
-import { policyDir } from '../support/policy-dir.ts';
+import { SERVER_ID, type TestPki } from '../support/pki.ts';
+import type { TestApp } from '../support/app.ts';
+import type { Sidecar } from '../support/sidecar.ts';
+import { startOutboundFixture, type OutboundFixture } from './fixture.ts';
 import { curl } from '../support/clients.ts';
 import { startIssuerProcess, viaProxy, echoed, bearer, type IssuerProcess } from '../tokens/support.ts';
 
@@ -47,33 +46,21 @@ async function issuerFor(pki: TestPki, work: string, extra: string[] = []): Prom
   return startIssuerProcess(['--clients', join(work, 'clients.yaml'), '--cert', pair.cert, '--key', pair.key, '--ca', pki.ca, ...extra], pki.caPair.certPem);
 }
 
-function sidecarArgs(pki: TestPki, app: TestApp, policies: string, issuer: IssuerProcess, extra: string[] = []): string[] {
-  return ['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca, '--policies', policies,
-    '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--issuer', issuer.url, '--client-id', 'orders', ...extra];
-}
 
 describe('outbound path with the real issuer', () => {
-  let pki: TestPki; let app: TestApp; let policies: string; let work: string; let audit: string;
+  let fixture: OutboundFixture; let app: TestApp; let audit: string;
   let issuer: IssuerProcess; let sidecar: Sidecar;
   const tokensSeen = new Set<string>();
 
   before(async () => {
-    pki = await makePki();
-    app = await startApp();
-    work = await mkdtemp(join(tmpdir(), 'authproxy-outbound-'));
-    audit = join(work, 'audit.log');
-    policies = await policyDir({ 'routes.yaml': ROUTES });
-    issuer = await issuerFor(pki, work);
-    sidecar = await startSidecar(sidecarArgs(pki, app, policies, issuer, ['--audit-log', audit, '--max-header-bytes', '16k']));
+    fixture = await startOutboundFixture({
+      name: 'outbound', policies: { 'routes.yaml': ROUTES }, issuer: issuerFor,
+      sidecarArgs: (f) => ['--audit-log', join(f.work, 'audit.log'), '--max-header-bytes', '16k'],
+    });
+    ({ app, issuer, sidecar } = fixture);
+    audit = join(fixture.work, 'audit.log');
   });
-  after(async () => {
-    await sidecar?.stop();
-    await issuer?.stop();
-    await app?.close();
-    await pki?.cleanup();
-    await rm(policies, { recursive: true, force: true });
-    await rm(work, { recursive: true, force: true });
-  });
+  after(() => fixture?.close());
 
   const appUrl = (path: string, host = '127.0.0.1'): string => `http://${host}:${new URL(app.upstream).port}${path}`;
   /** The audit record matching `pred`; the log is written asynchronously, so wait for it a little. */
@@ -228,23 +215,15 @@ describe('outbound path with the real issuer', () => {
 });
 
 describe('outbound with unrouted hosts refused', () => {
-  let pki: TestPki; let app: TestApp; let policies: string; let work: string; let issuer: IssuerProcess; let sidecar: Sidecar;
+  let fixture: OutboundFixture; let app: TestApp; let sidecar: Sidecar;
   before(async () => {
-    pki = await makePki();
-    app = await startApp();
-    work = await mkdtemp(join(tmpdir(), 'authproxy-outbound-'));
-    policies = await policyDir({ 'routes.yaml': ROUTES });
-    issuer = await issuerFor(pki, work);
-    sidecar = await startSidecar(sidecarArgs(pki, app, policies, issuer, ['--outbound-unrouted', 'deny']));
+    fixture = await startOutboundFixture({
+      name: 'outbound', policies: { 'routes.yaml': ROUTES }, issuer: issuerFor,
+      sidecarArgs: () => ['--outbound-unrouted', 'deny'],
+    });
+    ({ app, sidecar } = fixture);
   });
-  after(async () => {
-    await sidecar?.stop();
-    await issuer?.stop();
-    await app?.close();
-    await pki?.cleanup();
-    await rm(policies, { recursive: true, force: true });
-    await rm(work, { recursive: true, force: true });
-  });
+  after(() => fixture?.close());
 
   it('refuses a host no OutboundRoute names with 403 no_route, and still sends routed requests', async () => {
     const port = new URL(app.upstream).port;

@@ -3,14 +3,12 @@
 // cached token until that token's expiry (minus the clock skew), then refuses with 503.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
-import { makePki, type TestPki } from '../support/pki.ts';
-import { startApp, type TestApp } from '../support/app.ts';
-import { startSidecar, type Sidecar } from '../support/sidecar.ts';
-import { policyDir } from '../support/policy-dir.ts';
+import type { TestApp } from '../support/app.ts';
+import type { Sidecar } from '../support/sidecar.ts';
+import { startOutboundFixture, type OutboundFixture } from './fixture.ts';
 import { startIssuerProcess, viaProxy, echoed, bearer, type IssuerProcess } from '../tokens/support.ts';
 
 const ROUTES = `apiVersion: authproxy.dev/v1
@@ -30,28 +28,20 @@ spec: { cidrs: ["127.0.0.0/8"] }
 interface Sample { at: number; status: number; token: string; code: string | null }
 
 describe('token refresh ahead and issuer outage', () => {
-  let pki: TestPki; let app: TestApp; let policies: string; let work: string; let issuer: IssuerProcess; let sidecar: Sidecar;
+  let fixture: OutboundFixture; let app: TestApp; let issuer: IssuerProcess; let sidecar: Sidecar;
 
   before(async () => {
-    pki = await makePki();
-    app = await startApp();
-    work = await mkdtemp(join(tmpdir(), 'authproxy-refresh-'));
-    policies = await policyDir({ 'routes.yaml': ROUTES });
-    await writeFile(join(work, 'clients.yaml'), `clients:\n  orders:\n    auth: private_key_jwt\n    certificate: ${pki.server.cert}\n    audiences:\n      api://payments: {}\n`);
-    issuer = await startIssuerProcess(['--clients', join(work, 'clients.yaml'), '--token-ttl', '4s']);
-    sidecar = await startSidecar(['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
-      '--policies', policies, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0',
-      '--issuer', issuer.url, '--client-id', 'orders', '--client-auth', 'private_key_jwt',
-      '--token-refresh-fraction', '0.5', '--clock-skew', '1s']);
+    fixture = await startOutboundFixture({
+      name: 'refresh', policies: { 'routes.yaml': ROUTES },
+      issuer: async (pki, work) => {
+        await writeFile(join(work, 'clients.yaml'), `clients:\n  orders:\n    auth: private_key_jwt\n    certificate: ${pki.server.cert}\n    audiences:\n      api://payments: {}\n`);
+        return startIssuerProcess(['--clients', join(work, 'clients.yaml'), '--token-ttl', '4s']);
+      },
+      sidecarArgs: () => ['--client-auth', 'private_key_jwt', '--token-refresh-fraction', '0.5', '--clock-skew', '1s'],
+    });
+    ({ app, issuer, sidecar } = fixture);
   });
-  after(async () => {
-    await sidecar?.stop();
-    await issuer?.stop();
-    await app?.close();
-    await pki?.cleanup();
-    await rm(policies, { recursive: true, force: true });
-    await rm(work, { recursive: true, force: true });
-  });
+  after(() => fixture?.close());
 
   const url = (): string => `http://127.0.0.1:${new URL(app.upstream).port}/pay`;
   const sample = async (): Promise<Sample> => {
