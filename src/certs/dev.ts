@@ -66,7 +66,7 @@ export async function ensureDevPki(dir: string, opts: DevPkiOptions): Promise<De
     clientCert: paths.clientCert, clientKey: paths.clientKey };
   if (!needCa && !needWorkload && !needClient) return { ...result, created: false };
 
-  // Loaded only to create certificates: @peculiar/x509 and its ASN.1 schemas are ~180 modules,
+  // Loaded only to create certificates: @peculiar/x509 and its ASN.1 schemas are ~210 modules,
   // which every later dev-mode start (certificates already there) would otherwise load for nothing.
   const { createCA, issueCertificate } = await import('./pki.ts');
 
