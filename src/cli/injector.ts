@@ -7,6 +7,7 @@ import { log } from '../log.ts';
 import { SETTINGS_OPTIONS, settingsFromFlags } from './injection-flags.ts';
 import { inClusterApi, kubeNamespaceReader, type KubeApiOptions } from '../inject/kube.ts';
 import { startWebhook } from '../inject/webhook.ts';
+import { stopSignal } from './stop-signal.ts';
 
 const HELP = `usage: authproxy injector --cert FILE --key FILE [flags]
 
@@ -48,6 +49,7 @@ export async function injectorCommand(argv: string[]): Promise<number> {
   }
   if (values.help) { console.log(HELP); return 0; }
 
+  const stopped = stopSignal();
   let running;
   try {
     if (!values.cert || !values.key) throw new ConfigError('--cert and --key are required: the API server only calls webhooks over HTTPS', { field: values.cert ? 'key' : 'cert' });
@@ -71,10 +73,7 @@ export async function injectorCommand(argv: string[]): Promise<number> {
     throw e;
   }
 
-  await new Promise<void>((resolve) => {
-    const stop = (): void => { void running.close().then(resolve); };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
+  await stopped;
+  await running.close();
   return 0;
 }

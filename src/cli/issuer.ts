@@ -7,6 +7,7 @@ import { ConfigError } from '../errors.ts';
 import { parseBytes, parseDuration } from '../config/duration.ts';
 import { DEFAULT_ISSUER_LISTEN, startIssuer } from '../issuer/server.ts';
 import { APPROVALS_PATH } from '../issuer/admin.ts';
+import { stopSignal } from './stop-signal.ts';
 
 const USAGE = `usage:
   authproxy issuer [--listen ${DEFAULT_ISSUER_LISTEN}] [--clients FILE] [--token-ttl 5m] [--pad-tokens BYTES]
@@ -40,6 +41,7 @@ export async function issuerCommand(argv: string[]): Promise<number> {
   const ttlMs = parseDuration(values['token-ttl'] ?? '5m', 'tokenTtl');
   if (ttlMs < 1000 || ttlMs % 1000 !== 0) throw new ConfigError('must be whole seconds, at least 1s', { field: 'tokenTtl' });
 
+  const stopped = stopSignal();
   const issuer = await startIssuer({
     listen: values.listen ?? DEFAULT_ISSUER_LISTEN,
     ...(values['issuer-url'] ? { issuerUrl: values['issuer-url'] } : {}),
@@ -56,10 +58,7 @@ export async function issuerCommand(argv: string[]): Promise<number> {
   approvals  ${issuer.approvalsEndpoint} (loopback only; authproxy issuer approve --help)
   clients    ${clients || 'none: give --clients FILE'}`);
 
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await stopped;
   await issuer.close();
   return 0;
 }

@@ -6,6 +6,7 @@ import { parseRunFlags, RUN_FLAGS } from '../config/flags.ts';
 import { formatListen } from '../config/address.ts';
 import { ConfigError } from '../errors.ts';
 import { start } from '../runtime/start.ts';
+import { stopSignal } from './stop-signal.ts';
 
 export const DEV_TRUST_DOMAIN = 'example.org';
 export const DEV_WORKLOAD_ID = `spiffe://${DEV_TRUST_DOMAIN}/ns/dev/sa/app`;
@@ -35,14 +36,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     throw e;
   }
 
-  // Listening for the stop signal before anything starts: the `ready` line is written inside
-  // start(), and a SIGTERM that came after it but before a listener was added would take Node's
-  // default action and kill the process without draining. One that comes during start-up is
-  // acted on as soon as start() is done.
-  const stopSignal = new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  // Before anything starts: the `ready` line is written inside start() (stop-signal.ts says why).
+  const stopped = stopSignal();
 
   let clientPaths: { cert: string; key: string; ca: string } | null = null;
   if (config.dev) {
@@ -69,7 +64,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   if (clientPaths) printDevBanner(config, running.addresses.inbound.port, running.addresses.admin, clientPaths, running.addresses.outbound, devIssuer?.issuer.url ?? null);
 
-  await running.shutdown(await stopSignal);
+  await running.shutdown(await stopped);
   await devIssuer?.issuer.close();
   return 0;
 }

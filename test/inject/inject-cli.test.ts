@@ -317,3 +317,15 @@ test('authproxy inject and the webhook produce the same Deployment', async () =>
     await pki?.cleanup();
   }
 });
+
+test('the injector stopped the moment it says it is listening closes and exits 0', async () => {
+  const pki = await webhookPki();
+  try {
+    // The stop listener is added before the webhook starts (src/cli/stop-signal.ts); added after the
+    // `listening` line, a SIGTERM sent on seeing it could meet Node's default action instead.
+    for (let i = 0; i < 3; i++) {
+      const injector = await startInjector(['--cert', pki.certFile, '--key', pki.keyFile, '--config', settingsFile]);
+      assert.equal(await injector.stop(), 0, `start ${i + 1}: ${injector.stderr()}`);
+    }
+  } finally { await pki.cleanup(); }
+});
