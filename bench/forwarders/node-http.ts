@@ -1,11 +1,12 @@
 // Forwarding micro-benchmark, contender 2: node:http.request with a keep-alive Agent and stream
 // pipes both ways — the approach of http-proxy 1.18 (which is not installed here, so this stands
 // in for it: http-proxy's web path is this plus option handling). argv: APP_PORT.
+import type { AddressInfo } from 'node:net';
+import { passHeaders, responseHeaders } from './headers.ts';
+
 // node:http without the ESM import that loads Node's bundled undici (src/http/node-http.ts), as
 // the sidecar and the other forwarders take it.
 const { createServer, request, Agent } = process.getBuiltinModule('node:http');
-import type { AddressInfo } from 'node:net';
-import { passHeaders, responseHeaders } from './headers.ts';
 
 const appPort = Number(process.argv[2]);
 const agent = new Agent({ keepAlive: true, scheduling: 'lifo', keepAliveMsecs: 30_000 });

@@ -41,7 +41,8 @@ export async function runCommand(argv: string[]): Promise<number> {
 
   let clientPaths: { cert: string; key: string; ca: string } | null = null;
   if (config.dev) {
-    // Loaded only in dev mode: the X.509 generator costs ~20 MB that a production sidecar never needs.
+    // Loaded only in dev mode (and the X.509 generator in it only to make certificates: ~20 MB that
+    // a production sidecar never needs).
     const { ensureDevPki } = await import('../certs/dev.ts');
     const pki = await ensureDevPki(config.certsDir, { trustDomain: DEV_TRUST_DOMAIN, workloadId: DEV_WORKLOAD_ID, clientId: DEV_CLIENT_ID });
     clientPaths = { cert: pki.clientCert, key: pki.clientKey, ca: pki.caCert };

@@ -40,12 +40,11 @@ const CLIENTS = `clients:
         roles: [Payments.Writer]
 `;
 
-async function issuerFor(pki: TestPki, work: string, extra: string[] = []): Promise<IssuerProcess> {
+async function issuerFor(pki: TestPki, work: string): Promise<IssuerProcess> {
   const pair = await pki.issue('issuer', { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
   await writeFile(join(work, 'clients.yaml'), CLIENTS);
-  return startIssuerProcess(['--clients', join(work, 'clients.yaml'), '--cert', pair.cert, '--key', pair.key, '--ca', pki.ca, ...extra], pki.caPair.certPem);
+  return startIssuerProcess(['--clients', join(work, 'clients.yaml'), '--cert', pair.cert, '--key', pair.key, '--ca', pki.ca], pki.caPair.certPem);
 }
-
 
 describe('outbound path with the real issuer', () => {
   let fixture: OutboundFixture; let app: TestApp; let audit: string;
