@@ -32,13 +32,17 @@ export async function startSidecar(args: string[], opts: { cwd?: string; env?: N
   proc.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; for (const w of waiters) w(); });
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; for (const w of waiters) w(); });
 
-  const logLines = (): Array<Record<string, unknown>> => err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  // Only whole lines: a pipe hands over at most 64 KB per read, so a long line (a module report)
+  // arrives in pieces, and the piece after the last newline is not a line yet.
+  const logLines = (): Array<Record<string, unknown>> => err.slice(0, err.lastIndexOf('\n') + 1).split('\n')
+    .filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
   const waitForLog = (msg: string | RegExp, timeoutMs = 15_000): Promise<Record<string, unknown>> => new Promise((resolve, reject) => {
     const match = (): Record<string, unknown> | undefined => logLines().find((l) => (typeof msg === 'string' ? l.msg === msg : msg.test(String(l.msg))));
     const timer = setTimeout(() => reject(new Error(`no log '${String(msg)}' within ${timeoutMs}ms; stderr:\n${err}\nstdout:\n${out}`)), timeoutMs);
     const check = (): void => { const m = match(); if (m) { clearTimeout(timer); resolve(m); } };
     waiters.push(check);
-    proc.once('exit', () => { const m = match(); if (!m) { clearTimeout(timer); reject(new Error(`sidecar exited (${proc.exitCode}); stderr:\n${err}\nstdout:\n${out}`)); } });
+    // 'close', not 'exit': the last lines may still be in the pipe when the process has exited.
+    proc.once('close', () => { const m = match(); if (!m) { clearTimeout(timer); reject(new Error(`sidecar exited (${proc.exitCode}); stderr:\n${err}\nstdout:\n${out}`)); } });
     check();
   });
 
