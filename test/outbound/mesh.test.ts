@@ -15,6 +15,7 @@ import { startApp, type TestApp } from '../support/app.ts';
 import { startSidecar, type Sidecar } from '../support/sidecar.ts';
 import { policyDir } from '../support/policy-dir.ts';
 import { httpsGet } from '../support/clients.ts';
+import { waitForAuditLine, type AuditLine } from '../support/audit.ts';
 import { startByteRelay } from '../../bench/lib/relay.ts';
 import { Agent as HttpAgent } from 'node:http';
 import { startIssuer, type RunningIssuer } from '../../src/issuer/server.ts';
@@ -92,16 +93,7 @@ describe('sidecar to sidecar with tokens', () => {
   const toB = (path: string, headers?: Record<string, string>) => viaProxy(a.outboundPort, `http://localhost:${b.inboundPort}${path}`, headers ? { headers } : {});
   const direct = (token: string | null, path = '/charge') =>
     httpsGet(b.inboundPort, path, pki.ca, pki.clients.billing, token === null ? {} : { headers: { authorization: `Bearer ${token}` } });
-  /** B's audit record matching `pred`; the log is written asynchronously, so wait for it a little. */
-  const bAuditLine = async (pred: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown> | undefined> => {
-    for (let i = 0; i < 40; i++) {
-      const text = await readFile(join(work, 'b-audit.log'), 'utf8');
-      const found = text.trim().split('\n').filter((l) => l.endsWith('}')).map((l) => JSON.parse(l) as Record<string, unknown>).find(pred);
-      if (found) return found;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return undefined;
-  };
+  const bAuditLine = (pred: (l: AuditLine) => boolean): Promise<AuditLine | undefined> => waitForAuditLine(join(work, 'b-audit.log'), pred);
 
   /** A real token from the real issuer, as client orders, for an audience. */
   const issued = async (audience: string, extra: Record<string, string> = {}): Promise<string> => {

@@ -12,6 +12,7 @@ import type { TestApp } from '../support/app.ts';
 import type { Sidecar } from '../support/sidecar.ts';
 import { startOutboundFixture, type OutboundFixture } from './fixture.ts';
 import { curl } from '../support/clients.ts';
+import { waitForAuditLine, type AuditLine } from '../support/audit.ts';
 import { startIssuerProcess, viaProxy, echoed, bearer, type IssuerProcess } from '../tokens/support.ts';
 
 const ROUTES = `apiVersion: authproxy.dev/v1
@@ -62,16 +63,7 @@ describe('outbound path with the real issuer', () => {
   after(() => fixture?.close());
 
   const appUrl = (path: string, host = '127.0.0.1'): string => `http://${host}:${new URL(app.upstream).port}${path}`;
-  /** The audit record matching `pred`; the log is written asynchronously, so wait for it a little. */
-  const auditLine = async (pred: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown> | undefined> => {
-    for (let i = 0; i < 40; i++) {
-      const text = await readFile(audit, 'utf8');
-      const found = text.trim().split('\n').filter((l) => l.endsWith('}')).map((l) => JSON.parse(l) as Record<string, unknown>).find(pred);
-      if (found) return found;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return undefined;
-  };
+  const auditLine = (pred: (l: AuditLine) => boolean): Promise<AuditLine | undefined> => waitForAuditLine(audit, pred);
 
   it('500 concurrent requests through the outbound listener make one token request, and every request carries that token', async () => {
     assert.equal(issuer.issued(), 0);

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
+import { wholeJsonLines } from './json-lines.ts';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = fileURLToPath(new URL('../../bin/authproxy.js', import.meta.url));
@@ -32,10 +33,7 @@ export async function startSidecar(args: string[], opts: { cwd?: string; env?: N
   proc.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; for (const w of waiters) w(); });
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; for (const w of waiters) w(); });
 
-  // Only whole lines: a pipe hands over at most 64 KB per read, so a long line (a module report)
-  // arrives in pieces, and the piece after the last newline is not a line yet.
-  const logLines = (): Array<Record<string, unknown>> => err.slice(0, err.lastIndexOf('\n') + 1).split('\n')
-    .filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const logLines = (): Array<Record<string, unknown>> => wholeJsonLines(err);
   const waitForLog = (msg: string | RegExp, timeoutMs = 15_000): Promise<Record<string, unknown>> => new Promise((resolve, reject) => {
     const match = (): Record<string, unknown> | undefined => logLines().find((l) => (typeof msg === 'string' ? l.msg === msg : msg.test(String(l.msg))));
     const timer = setTimeout(() => reject(new Error(`no log '${String(msg)}' within ${timeoutMs}ms; stderr:\n${err}\nstdout:\n${out}`)), timeoutMs);

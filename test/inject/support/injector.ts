@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createCA, issueCertificate, type PemPair } from '../../../src/certs/pki.ts';
+import { wholeJsonLines } from '../../support/json-lines.ts';
 
 export const REPO = fileURLToPath(new URL('../../..', import.meta.url));
 export const BIN = join(REPO, 'bin/authproxy.js');
@@ -50,7 +51,7 @@ export async function startInjector(args: string[]): Promise<Injector> {
   const proc = spawn(process.execPath, [BIN, 'injector', '--listen', '127.0.0.1:0', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   proc.stdout!.resume();
-  const logs = (): Array<Record<string, unknown>> => err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const logs = (): Array<Record<string, unknown>> => wholeJsonLines(err);
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`injector did not start; stderr:\n${err}`)), 15_000);
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
