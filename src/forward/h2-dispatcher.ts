@@ -35,6 +35,14 @@ export interface H2DispatcherOptions {
   idleTimeoutMs?: number;
 }
 
+/**
+ * undici's request options, plus the request trailers of a body read whole before it was sent
+ * (a streamed body carries its own, known at its end). undici's HTTP/1.1 client ignores them.
+ */
+export interface H2DispatchOptions extends Dispatcher.DispatchOptions {
+  requestTrailers: IncomingHttpHeaders | undefined;
+}
+
 type Pending = () => void;
 interface OriginState { session: ClientHttp2Session | null; http1: boolean; waiting: Pending[]; failed: Error | null }
 
@@ -47,7 +55,7 @@ export class H2Dispatcher {
 
   constructor(o: H2DispatcherOptions) { this.#o = o; }
 
-  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+  dispatch(opts: H2DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     const origin = String(opts.origin);
     let state = this.#origins.get(origin);
     if (state?.http1) return this.#o.fallback!.dispatch(opts, handler);
@@ -145,7 +153,7 @@ export class H2Dispatcher {
  * all of it node:http2's own (bench/FINDINGS.md, "What the GC had to collect").
  */
 class H2Call implements Dispatcher.DispatchController {
-  readonly #opts: Dispatcher.DispatchOptions;
+  readonly #opts: H2DispatchOptions;
   readonly #handler: Dispatcher.DispatchHandler;
   #stream: ClientHttp2Stream | null = null;
   #done = false;
@@ -157,7 +165,7 @@ class H2Call implements Dispatcher.DispatchController {
   /** The request body when it is streamed (not a buffer): piped in, and its trailers sent on. */
   #bodyStream: (Readable & { trailers?: IncomingHttpHeaders }) | null = null;
 
-  constructor(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) {
+  constructor(opts: H2DispatchOptions, handler: Dispatcher.DispatchHandler) {
     this.#opts = opts; this.#handler = handler;
     // The handler may abort while the session is still being set up.
     handler.onRequestStart?.(this, {});
@@ -189,14 +197,17 @@ class H2Call implements Dispatcher.DispatchController {
     if (this.#done) return;
     const opts = this.#opts;
     const body = opts.body as Readable | Buffer | null | undefined;
-    const bodyStream = body === null || body === undefined || Buffer.isBuffer(body) ? null : body;
+    const noBody = body === null || body === undefined;
+    const bodyStream = noBody || Buffer.isBuffer(body) ? null : body;
+    // A streamed body may end with trailers (known only at its end): the stream stays open for
+    // them. A body read whole first came with its trailers, if it had any.
+    const trailing = bodyStream !== null || (!noBody && hasFields(opts.requestTrailers));
     let stream: ClientHttp2Stream;
     try {
-      // A streamed body may end with trailers (known only at its end): the stream stays open for them.
-      stream = session.request(requestHeaders(opts), { endStream: body === null || body === undefined, waitForTrailers: bodyStream !== null });
+      stream = session.request(requestHeaders(opts), { endStream: noBody, waitForTrailers: trailing });
     } catch (e) { this.fail(e as Error); return; }
     this.#stream = stream;
-    if (bodyStream) stream.once('wantTrailers', this.#onWantTrailers);
+    if (trailing) stream.once('wantTrailers', this.#onWantTrailers);
     if (opts.headersTimeout) {
       this.#headersTimer = setTimeout(() => this.abort(Object.assign(new Error('headers timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), opts.headersTimeout);
     }
@@ -232,7 +243,7 @@ class H2Call implements Dispatcher.DispatchController {
   // The request body has been sent: its trailers (none is an empty DATA frame that ends the stream).
   readonly #onWantTrailers = (): void => {
     try {
-      this.#stream!.sendTrailers(forwardableTrailers(this.#bodyStream!.trailers));
+      this.#stream!.sendTrailers(forwardableTrailers(this.#bodyStream ? this.#bodyStream.trailers : this.#opts.requestTrailers));
     } catch (e) { this.fail(e as Error); }
   };
   readonly #onData = (chunk: Buffer): void => { if (!this.#done) this.#handler.onResponseData?.(this, chunk); };
@@ -268,6 +279,11 @@ class H2Call implements Dispatcher.DispatchController {
 }
 
 function ignoreError(): void { /* the call is over; its outcome was already reported */ }
+
+function hasFields(h: IncomingHttpHeaders | undefined): boolean {
+  for (const _ in h) return true;
+  return false;
+}
 
 /** undici-style request options → HTTP/2 request headers (Host becomes :authority). */
 function requestHeaders(opts: Dispatcher.DispatchOptions): OutgoingHttpHeaders {

@@ -15,7 +15,7 @@ import { HOP_BY_HOP } from '../http/hop-by-hop.ts';
 import { BodyNotReceived, DeadlineExceeded, classifyUpstreamError } from './errors.ts';
 import { backoffMs, isRetryable, type RetryBudget } from './retry.ts';
 import { formatGrpcTimeout } from './deadline.ts';
-import { H2Dispatcher } from './h2-dispatcher.ts';
+import { H2Dispatcher, type H2DispatchOptions } from './h2-dispatcher.ts';
 import { hasBody } from './body-limit.ts';
 import { readWholeBody, smallDeclaredLength } from './whole-body.ts';
 import type { ErrorCode } from '../errors.ts';
@@ -60,7 +60,7 @@ export interface UpstreamOptions {
 
 /** What the relay needs of a connection pool: undici's dispatch (a Pool, an Agent, or H2Dispatcher). */
 export interface Dispatches {
-  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+  dispatch(opts: H2DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
   close(): Promise<void>;
 }
 
@@ -138,6 +138,8 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     this.dispatcher.dispatch({
       origin: this.origin, path: call.path, method: call.req.method ?? 'GET', headers: call.headers, body: this.body,
       headersTimeout: Math.min(this.opts.timeoutMs, left),
+      // A body read whole was read to its end, trailers included (an HTTP/2 hop sends them on).
+      requestTrailers: Buffer.isBuffer(this.body) ? call.req.trailers : undefined,
     }, this);
   }
 

@@ -14,7 +14,7 @@ import { tlsOptions } from '../support/clients.ts';
 const SPOOFED = { 'x-authproxy-principal': 'spiffe://evil/x', 'x-forwarded-client-cert': 'By=evil', authorization: 'Bearer stolen', cookie: 'session=stolen' };
 
 describe('request trailers to an HTTP/2 app', () => {
-  let pki: TestPki; let sidecar: Sidecar; let app: Http2Server;
+  let pki: TestPki; let sidecar: Sidecar; let limited: Sidecar; let app: Http2Server;
   const seen = new Map<string, { bytes: number; trailers: IncomingHttpHeaders | null }>();
 
   before(async () => {
@@ -29,10 +29,12 @@ describe('request trailers to an HTTP/2 app', () => {
     });
     app.listen(0, '127.0.0.1');
     await once(app, 'listening');
-    sidecar = await startSidecar(['--upstream', `h2c://127.0.0.1:${(app.address() as AddressInfo).port}`, '--cert', pki.server.cert, '--key', pki.server.key,
-      '--ca', pki.ca, '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0']);
+    const args = ['--upstream', `h2c://127.0.0.1:${(app.address() as AddressInfo).port}`, '--cert', pki.server.cert, '--key', pki.server.key,
+      '--ca', pki.ca, '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'];
+    // With a body limit, a body of undeclared size is read whole and checked before it is forwarded (src/forward/body-limit.ts).
+    [sidecar, limited] = await Promise.all([startSidecar(args), startSidecar([...args, '--max-body-bytes', '10000'])]);
   });
-  after(async () => { await sidecar?.stop(); app?.close(); await pki?.cleanup(); });
+  after(async () => { await sidecar?.stop(); await limited?.stop(); app?.close(); await pki?.cleanup(); });
 
   it('passes an HTTP/2 caller\'s trailers on and drops the ones it must not', async () => {
     const session = h2connect(`https://localhost:${sidecar.inboundPort}`, { ...tlsOptions(pki.ca, pki.clients.billing), host: '127.0.0.1' });
@@ -52,20 +54,51 @@ describe('request trailers to an HTTP/2 app', () => {
     for (const name of Object.keys(SPOOFED)) assert.equal(got?.trailers?.[name], undefined, name);
   });
 
-  it('passes a chunked HTTP/1.1 caller\'s trailers on', async () => {
-    const socket = tlsConnect({ host: '127.0.0.1', port: sidecar.inboundPort, ALPNProtocols: ['http/1.1'], ...tlsOptions(pki.ca, pki.clients.billing) });
+  /** Sends a chunked HTTP/1.1 POST with trailers through `via` and returns what the app saw. */
+  async function chunkedWithTrailers(via: Sidecar, path: string): Promise<{ bytes: number; trailers: IncomingHttpHeaders | null } | undefined> {
+    const socket = tlsConnect({ host: '127.0.0.1', port: via.inboundPort, ALPNProtocols: ['http/1.1'], ...tlsOptions(pki.ca, pki.clients.billing) });
     await once(socket, 'secureConnect');
     let reply = '';
     socket.setEncoding('utf8').on('data', (d: string) => { reply += d; });
-    socket.write('POST /upload/h1-trailers HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\n\r\n'
+    socket.write(`POST ${path} HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\n\r\n`
       + '5\r\nhello\r\n0\r\nx-checksum: sha256=def\r\nx-authproxy-principal: spiffe://evil/x\r\n\r\n');
     while (!reply.includes('\r\n\r\n')) await once(socket, 'data');
     socket.destroy();
     assert.match(reply, /^HTTP\/1\.1 200 /);
-    const got = seen.get('/upload/h1-trailers');
+    return seen.get(path);
+  }
+
+  it('passes a chunked HTTP/1.1 caller\'s trailers on', async () => {
+    const got = await chunkedWithTrailers(sidecar, '/upload/h1-trailers');
     assert.equal(got?.bytes, 5);
     assert.equal(got?.trailers?.['x-checksum'], 'sha256=def');
     assert.equal(got?.trailers?.['x-authproxy-principal'], undefined);
+  });
+
+  it('passes a chunked caller\'s trailers on when --max-body-bytes held its body back to check it', async () => {
+    const got = await chunkedWithTrailers(limited, '/upload/h1-limited');
+    assert.equal(got?.bytes, 5);
+    assert.equal(got?.trailers?.['x-checksum'], 'sha256=def');
+    assert.equal(got?.trailers?.['x-authproxy-principal'], undefined);
+  });
+
+  // A declared body of up to 64 KiB is read whole before it is forwarded (src/forward/whole-body.ts).
+  it('passes an HTTP/2 caller\'s trailers on when its body\'s length was declared and read whole first', async () => {
+    const session = h2connect(`https://localhost:${sidecar.inboundPort}`, { ...tlsOptions(pki.ca, pki.clients.billing), host: '127.0.0.1' });
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/upload/h2-declared', 'content-length': '2000' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'sha256=ghi', ...SPOOFED }));
+      stream.end(Buffer.alloc(2000, 3));
+      let status = 0;
+      stream.on('response', (h) => { status = Number(h[':status']); });
+      stream.resume();
+      await once(stream, 'end');
+      assert.equal(status, 200);
+    } finally { session.close(); }
+    const got = seen.get('/upload/h2-declared');
+    assert.equal(got?.bytes, 2000);
+    assert.equal(got?.trailers?.['x-checksum'], 'sha256=ghi');
+    for (const name of Object.keys(SPOOFED)) assert.equal(got?.trailers?.[name], undefined, name);
   });
 
   it('ends a streamed request without trailers cleanly (the app sees the whole body and no trailers)', async () => {
