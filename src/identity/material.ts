@@ -13,6 +13,8 @@ export interface TlsMaterial {
   readonly keyPem: string;
   readonly caPem: string;
   readonly leaf: X509Certificate;
+  /** The certificates after the leaf in the certificate file: its chain up to the bundle. */
+  readonly intermediates: readonly X509Certificate[];
   readonly cas: readonly X509Certificate[];
   readonly identity: PeerIdentity;
   readonly trustDomain: string | null;
@@ -26,6 +28,10 @@ const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
 export function splitPemCertificates(pem: string, file: string): X509Certificate[] {
   const blocks = pem.match(PEM_CERT) ?? [];
   if (blocks.length === 0) throw new ConfigError('contains no PEM certificate', { file });
+  // Text around the blocks is allowed (`openssl x509 -text` writes some), but not a piece of a
+  // block: that is a file caught half-written, and reading only its whole blocks would load a
+  // bundle that silently lacks a CA.
+  if (pem.replace(PEM_CERT, '').includes('-----')) throw new ConfigError('ends in an incomplete PEM block (a file still being written?)', { file });
   return blocks.map((b, i) => {
     try { return new X509Certificate(b); } catch { throw new ConfigError(`certificate #${i + 1} does not parse`, { file }); }
   });
@@ -60,13 +66,13 @@ export async function loadTlsMaterial(files: { cert: string; key: string; ca: re
 
   const version = createHash('sha256').update(certPem!).update('\0').update(keyPem!).update('\0').update(caPems.join('\0')).digest('hex');
   return Object.freeze({
-    certPem: certPem!, keyPem: keyPem!, caPem: caPems.join('\n'), leaf, cas, identity: self.identity, trustDomain, notAfter, version,
+    certPem: certPem!, keyPem: keyPem!, caPem: caPems.join('\n'), leaf, intermediates: chain.slice(1), cas, identity: self.identity, trustDomain, notAfter, version,
   });
 }
 
-/** Does the leaf chain (directly or through the bundled intermediates) to one of the CAs? */
-export function chainsToBundle(m: TlsMaterial, intermediates: readonly X509Certificate[] = []): boolean {
-  const issuers = [...intermediates, ...m.cas];
+/** Does the leaf chain (directly or through the intermediates in its file) to one of the CAs? */
+export function chainsToBundle(m: TlsMaterial): boolean {
+  const issuers = [...m.intermediates, ...m.cas];
   let cur = m.leaf;
   for (let depth = 0; depth < 8; depth++) {
     const parent = issuers.find((c) => cur.checkIssued(c) && cur.verify(c.publicKey));

@@ -117,6 +117,62 @@ describe('live reload under traffic', () => {
     assert.match(metrics, /authproxy_reloads_total\{kind="certificate",result="refused"\} [1-9]/);
     assert.match(metrics, /authproxy_reloads_total\{kind="policy",result="ok"\} [1-9]/);
   });
+
+  const refusals = (): number => (sidecar.stderr().match(/refused new certificate files; keeping the running certificate/g) ?? []).length;
+  /** Rotates to `pair` and waits until the sidecar has refused it; the running certificate must still be served. */
+  async function rotationRefused(pair: { cert: string; key: string }, reason: RegExp): Promise<void> {
+    const running = await servedSerial();
+    const seen = refusals();
+    await atomicWrite(key, readFileSync(pair.key, 'utf8'));
+    await atomicWrite(cert, readFileSync(pair.cert, 'utf8'));
+    await waitFor(() => reason.test(sidecar.stderr().split('\n').filter((l) => l.includes('refused new certificate files')).slice(seen).join('\n')), `refused: ${String(reason)}`);
+    assert.ok(refusals() > seen);
+    assert.equal(await servedSerial(), running);
+    assert.equal((await httpsGet(sidecar.inboundPort, '/orders', pki.ca, pki.clients.billing)).status, 200, 'peers of the running trust domain are still accepted');
+  }
+  /** Puts a good pair back (a refused one leaves the files as they were written). */
+  async function restoreGoodPair(): Promise<void> {
+    const good = await pki.issue(`server-${Date.now()}`, { spiffeId: SERVER_ID, dnsNames: ['localhost'] });
+    await atomicWrite(key, readFileSync(good.key, 'utf8'));
+    await atomicWrite(cert, readFileSync(good.cert, 'utf8'));
+    const serial = new X509Certificate(readFileSync(good.cert)).serialNumber;
+    await waitFor(async () => (await servedSerial()) === serial, 'good pair served again');
+  }
+
+  // Without --trust-domain, the workload's own SPIFFE ID sets which peers are accepted.
+  it('refuses a rotated certificate that would change the trust domain accepted from peers', async () => {
+    await rotationRefused(pki.clients.foreignDomain, /would change the trust domains accepted from peers \(example\.org → evil\.example\)/);
+    await restoreGoodPair();
+    await rotationRefused(pki.clients.dnsOnly, /would change the trust domains accepted from peers \(example\.org → any\)/);
+    await restoreGoodPair();
+  });
+
+  it('refuses a rotated certificate that does not chain to the trust bundle', async () => {
+    await rotationRefused(pki.clients.otherCa, /does not chain to the trust bundle/);
+    await restoreGoodPair();
+  });
+
+  it('refuses a trust bundle caught half-written instead of loading the whole certificates in it', async () => {
+    const seen = refusals();
+    await writeFile(pki.ca, pki.caPair.certPem + readFileSync(pki.clients.shop.cert, 'utf8').slice(0, 300));
+    await waitFor(() => refusals() > seen, 'half-written bundle refused');
+    assert.match(sidecar.stderr(), /incomplete PEM block/);
+    await writeFile(pki.ca, pki.caPair.certPem);
+    assert.equal((await httpsGet(sidecar.inboundPort, '/orders', pki.ca, pki.clients.billing)).status, 200);
+  });
+
+  it('refuses a policy reload that would leave no AuthorizationPolicy in force (every caller allowed)', async () => {
+    const policyRefusals = (): number => (sidecar.stderr().match(/refused new policy set; keeping the running one/g) ?? []).length;
+    const before = await httpsGet(sidecar.inboundPort, '/admin/x', pki.ca, pki.clients.billing);
+    assert.equal(before.status, 403);
+    const seen = policyRefusals();
+    // A file truncated in place, as a writer leaves it between open(O_TRUNC) and its write.
+    await writeFile(join(policies, 'orders.yaml'), '');
+    await waitFor(() => policyRefusals() > seen, 'emptied policy set refused');
+    assert.match(sidecar.stderr(), /has no AuthorizationPolicy, which would allow every caller/);
+    assert.equal((await httpsGet(sidecar.inboundPort, '/admin/x', pki.ca, pki.clients.billing)).status, 403);
+    await writeFile(join(policies, 'orders.yaml'), TEST_POLICY);
+  });
 });
 
 async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
