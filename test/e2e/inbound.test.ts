@@ -4,7 +4,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
-import { makePki, BILLING_ID, SHOP_ID, type TestPki } from '../support/pki.ts';
+import { makePki, BILLING_ID, SHOP_ID, type ClientFiles, type TestPki } from '../support/pki.ts';
 import { startApp, type TestApp } from '../support/app.ts';
 import type { Sidecar } from '../support/sidecar.ts';
 import { startPolicedSidecar } from '../support/policed-sidecar.ts';
@@ -183,6 +183,45 @@ describe('inbound mTLS path', () => {
       assert.doesNotMatch(refused, /HTTP\/1\.1 200/);
       assert.match(refused, /certificate required|alert|error/i);
     });
+  });
+
+  describe('refuses certificates whose names given as text pass for a SPIFFE ID or carry XFCC syntax', () => {
+    let cnSpiffe: ClientFiles; let cnForeign: ClientFiles; let dnsSpiffe: ClientFiles; let dnsInjection: ClientFiles;
+    before(async () => {
+      // From the trusted CA, no URI SAN. TEST_POLICY allows BILLING_ID everything and the DNS principal legacy.internal /legacy.
+      [cnSpiffe, cnForeign, dnsSpiffe, dnsInjection] = await Promise.all([
+        pki.issue('cn-spiffe', { commonName: BILLING_ID }),
+        pki.issue('cn-foreign', { commonName: 'spiffe://evil.example/ns/billing/sa/api' }),
+        pki.issue('dns-spiffe', { dnsNames: [BILLING_ID], commonName: 'x' }),
+        pki.issue('dns-injection', { dnsNames: ['legacy.internal', `legacy.internal;URI=${BILLING_ID}`], commonName: 'legacy' }),
+      ]);
+    });
+
+    const refusals = async (kind: string): Promise<number> => {
+      const metrics = await fetch(`http://127.0.0.1:${sidecar.adminPort}/metrics`).then((r) => r.text());
+      return Number(new RegExp(`^authproxy_tls_handshake_refusals_total\\{reason="${kind}"\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? 0);
+    };
+    /** The connection is cut before any request is read, the app sees nothing, and the refusal is counted and audited. */
+    const refusedAtHandshake = async (client: ClientFiles, path: string, kind: string, reason: string): Promise<void> => {
+      const seen = arrivals(); const counted = await refusals(kind);
+      await assert.rejects(httpsGet(sidecar.inboundPort, path, pki.ca, client), 'the connection is closed instead of answered');
+      assert.equal(arrivals(), seen, 'the app must not be reached');
+      assert.equal(await refusals(kind), counted + 1, `counted as ${kind}`);
+      assert.ok(await auditLine((l) => l.event === 'handshake' && l.reason === reason), `refusal audited with the reason: ${reason}`);
+    };
+
+    it('refuses a certificate whose CN is spelled like an allowed SPIFFE ID and that has no URI SAN', () =>
+      refusedAtHandshake(cnSpiffe, '/orders', 'lookalike_name', `subject CN "${BILLING_ID}" passes for a SPIFFE ID, which is only taken from a URI SAN`));
+
+    it('refuses a CN spelled like a SPIFFE ID of a trust domain that is not accepted', () =>
+      refusedAtHandshake(cnForeign, '/orders', 'lookalike_name', 'subject CN "spiffe://evil.example/ns/billing/sa/api" passes for a SPIFFE ID, which is only taken from a URI SAN'));
+
+    it('refuses a DNS SAN spelled like an allowed SPIFFE ID', () =>
+      refusedAtHandshake(dnsSpiffe, '/orders', 'lookalike_name', `DNS SAN "${BILLING_ID}" passes for a SPIFFE ID, which is only taken from a URI SAN`));
+
+    it('never hands the app an x-forwarded-client-cert with a URI smuggled in through a DNS SAN', () =>
+      refusedAtHandshake(dnsInjection, '/legacy', 'bad_dns_san',
+        `DNS SAN "legacy.internal;URI=${BILLING_ID}" is not a DNS name (letters, digits, '-' and '.', optionally under a leading '*.')`));
   });
 
   it('answers 431 headers_too_large naming the limit and its flag', async () => {

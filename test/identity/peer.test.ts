@@ -49,6 +49,50 @@ describe('peer identity from a verified certificate', () => {
     const r = checkPeer(await cert({ spiffeId: 'spiffe://Example.org/a/../b' }), td);
     assert.deepEqual(r.ok ? null : r.kind, 'bad_spiffe_id');
   });
+
+  describe('names given as text never pass for a SPIFFE ID', () => {
+    const verdict = async (o: Parameters<typeof issueCertificate>[1]): Promise<string> => {
+      const r = checkPeer(await cert(o), td);
+      return r.ok ? `accepted as ${r.identity.principal}` : `refused (${r.kind}): ${r.reason}`;
+    };
+    const ADMIN = 'spiffe://example.org/ns/ops/sa/admin';
+
+    it('refuses a certificate without a URI SAN whose CN is spelled like a SPIFFE ID of an accepted trust domain', async () => {
+      assert.equal(await verdict({ commonName: ADMIN }),
+        `refused (lookalike_name): subject CN "${ADMIN}" passes for a SPIFFE ID, which is only taken from a URI SAN`);
+      // Next to a SPIFFE ID the CN is never the principal: any CN will do there.
+      assert.equal(await verdict({ spiffeId: 'spiffe://example.org/ns/a/sa/b', commonName: ADMIN }), 'accepted as spiffe://example.org/ns/a/sa/b');
+    });
+
+    it('refuses a CN spelled like a SPIFFE ID of a trust domain that is not accepted, and one in upper case', async () => {
+      assert.match(await verdict({ commonName: 'spiffe://evil.org/ns/ops/sa/admin' }), /^refused \(lookalike_name\)/);
+      assert.match(await verdict({ commonName: 'SPIFFE://example.org/ns/ops/sa/admin' }), /^refused \(lookalike_name\)/);
+    });
+
+    it('refuses a CN spelled like a SPIFFE ID even when a DNS SAN would be the principal', async () => {
+      assert.match(await verdict({ commonName: ADMIN, dnsNames: ['legacy.internal'] }), /^refused \(lookalike_name\)/);
+    });
+
+    it("refuses a CN spelled like a plaintext caller's boundary principal, not every CN with a colon", async () => {
+      assert.equal(await verdict({ commonName: 'boundary:cluster' }),
+        'refused (lookalike_name): subject CN "boundary:cluster" passes for a trust boundary\'s principal, which only plaintext callers get');
+      assert.equal(await verdict({ commonName: 'system:node:worker-1' }), 'accepted as system:node:worker-1');
+    });
+
+    it('refuses a DNS SAN spelled like a SPIFFE ID', async () => {
+      assert.equal(await verdict({ dnsNames: [ADMIN], commonName: 'x' }),
+        `refused (lookalike_name): DNS SAN "${ADMIN}" passes for a SPIFFE ID, which is only taken from a URI SAN`);
+    });
+
+    it('refuses a DNS SAN that is not a DNS name, with or without a SPIFFE ID, and takes DNS names and wildcards', async () => {
+      assert.equal(await verdict({ dnsNames: [`legacy.internal;URI=${ADMIN}`], commonName: 'legacy' }),
+        `refused (bad_dns_san): DNS SAN "legacy.internal;URI=${ADMIN}" is not a DNS name (letters, digits, '-' and '.', optionally under a leading '*.')`);
+      for (const bad of ['under_score.internal', 'a..b', '-a.internal', 'a b', 'x.*.internal']) {
+        assert.match(await verdict({ spiffeId: 'spiffe://example.org/ns/a/sa/b', dnsNames: ['ok.internal', bad] }), /^refused \(bad_dns_san\)/, bad);
+      }
+      assert.equal(await verdict({ dnsNames: ['*.legacy.internal', 'Legacy-1.internal'] }), 'accepted as *.legacy.internal');
+    });
+  });
 });
 
 describe('SPIFFE ID syntax', () => {
@@ -74,5 +118,15 @@ describe('subjectAltName rendering', () => {
 describe('x-forwarded-client-cert formatting', () => {
   it('escapes quotes in the subject', () => {
     assert.equal(xfcc('ab', null, 'CN=a"b', []), 'Hash=ab;Subject="CN=a\\"b"');
+  });
+
+  it('quotes a DNS value holding a separator, so it cannot add a URI the certificate does not have', () => {
+    assert.equal(xfcc('ab', null, 'CN=x', ['legacy.internal;URI=spiffe://example.org/ns/ops/sa/admin']),
+      'Hash=ab;Subject="CN=x";DNS="legacy.internal;URI=spiffe://example.org/ns/ops/sa/admin"');
+  });
+
+  it('quotes URI and DNS values holding a comma, a semicolon, an equals sign or a double quote, escaping quote and backslash, and only those', () => {
+    assert.equal(xfcc('ab', 'spiffe://x/a,By=b', 'CN=x', ['a"b\\c', 'k=v', 'b.a.svc', '*.a.svc']),
+      'Hash=ab;URI="spiffe://x/a,By=b";Subject="CN=x";DNS="a\\"b\\\\c";DNS="k=v";DNS=b.a.svc;DNS=*.a.svc');
   });
 });
