@@ -1,15 +1,22 @@
-// A readable summary of a certificate: who it names (the identity authproxy would derive from it),
-// what it may be used for, who issued it and how long it has left.
+// A readable summary of a certificate: who it names (the identity authproxy would derive from it,
+// by the sidecar's own checkPeer, or why the sidecar would refuse it), what it may be used for,
+// who issued it and how long it has left.
 import { X509Certificate as NodeX509 } from 'node:crypto';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
+import { checkPeer, type RefusalKind } from '../identity/peer.ts';
 
 const DAY_MS = 86_400_000;
 
 export interface CertificateSummary {
-  /** SPIFFE ID, else first DNS SAN, else subject CN, else empty: the principal authproxy would see. */
+  /** SPIFFE ID, else first DNS SAN, else subject CN: the principal authproxy would see; empty when refused. */
   identity: string;
   identitySource: 'spiffe' | 'dns' | 'cn' | 'none';
+  /**
+   * Why a sidecar would refuse this certificate from a peer, else null. The trust domains a
+   * sidecar accepts are its configuration, so any is taken as accepted here.
+   */
+  refusal: { kind: RefusalKind; reason: string } | null;
   subject: string;
   issuer: string;
   /** Uppercase hex, as `openssl x509 -serial` prints it. */
@@ -88,14 +95,13 @@ export function summarize(cert: NodeX509, now = new Date()): CertificateSummary 
   const ku = pc.getExtension(x509.KeyUsagesExtension);
   const eku = pc.getExtension(x509.ExtendedKeyUsageExtension);
   const bc = pc.getExtension(x509.BasicConstraintsExtension);
-  const cn = pc.subjectName.getField('CN')[0] ?? '';
-  const spiffe = sans.uris.find((u) => u.toLowerCase().startsWith('spiffe://'));
-  const [identity, identitySource]: [string, CertificateSummary['identitySource']] =
-    spiffe ? [spiffe, 'spiffe'] : sans.dns[0] ? [sans.dns[0], 'dns'] : cn ? [cn, 'cn'] : ['', 'none'];
+  const peer = checkPeer(cert, new Set());
   const notBefore = pc.notBefore; const notAfter = pc.notAfter;
   const status = now > notAfter ? 'expired' : now < notBefore ? 'not-yet-valid' : 'valid';
   return {
-    identity, identitySource,
+    identity: peer.ok ? peer.identity.principal : '',
+    identitySource: peer.ok ? peer.identity.source : 'none',
+    refusal: peer.ok ? null : { kind: peer.kind, reason: peer.reason },
     subject: pc.subject,
     issuer: pc.issuer,
     serial: cert.serialNumber.toUpperCase(),
@@ -134,7 +140,8 @@ export function formatSummary(s: CertificateSummary): string {
   const left = s.status === 'expired' ? `expired ${-s.daysLeft} days ago`
     : s.status === 'not-yet-valid' ? 'not yet valid' : `${s.daysLeft} days left`;
   const rows: [string, string][] = [
-    ['identity', s.identity ? `${s.identity} (${s.identitySource === 'spiffe' ? 'SPIFFE ID' : s.identitySource === 'dns' ? 'DNS SAN' : 'subject CN'})` : '(none)'],
+    ['identity', s.refusal ? `(none: authproxy refuses this certificate from a peer: ${s.refusal.reason})`
+      : `${s.identity} (${s.identitySource === 'spiffe' ? 'SPIFFE ID' : s.identitySource === 'dns' ? 'DNS SAN' : 'subject CN'})`],
     ['subject', s.subject || '(empty)'],
     ['issuer', s.selfSigned ? `${s.issuer} (self-signed)` : s.issuer],
     ['serial', s.serial],

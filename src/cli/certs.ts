@@ -12,6 +12,7 @@ import { formatSummary, readCertificates, summarize } from '../certs/inspect.ts'
 import { PKCS12_ITERATIONS, buildPkcs12 } from '../certs/pkcs12.ts';
 import { KEY_TYPES, createCA, createCsr, issueCertificate, parseCsr, signCsr, type KeyType } from '../certs/pki.ts';
 import { parseSpiffeId } from '../identity/spiffe.ts';
+import { DNS_NAME_RULE, isDnsName, reservedPrefix } from '../identity/names.ts';
 
 export const PFX_PASSWORD_ENV = 'AUTHPROXY_PFX_PASSWORD';
 
@@ -76,7 +77,8 @@ The certificate is a TLS server and client certificate (EKU serverAuth, clientAu
   --spiffe-id ID         SPIFFE ID (URI SAN); must be in the CA's trust domain if it has one
   --dns NAME             DNS SAN (repeatable)
   --ip ADDR              IP address SAN (repeatable)
-  --cn NAME              subject common name (default: first DNS name, else last SPIFFE path segment)
+  --cn NAME              subject common name (default: first DNS name, else last SPIFFE path segment;
+                         not a URI, not starting with 'spiffe:' or 'boundary:')
   --key-type TYPE        ${KEY_TYPE_HELP}
   --days N               validity in days (default 30; may not outlive the CA)
   --ca-dir DIR           directory holding ca.crt and ca.key (default certs)
@@ -100,7 +102,7 @@ At least one of --spiffe-id, --dns, --ip is required.`,
       const ca = await loadCa(caDir);
       if (names.spiffeId) checkSpiffeIdForCa(ca, names.spiffeId);
       const notAfter = leafNotAfter(ca, days);
-      const leaf = await issueCertificate(ca, { ...names, keyType, notAfter, ...(str(v, 'cn') ? { commonName: str(v, 'cn')! } : {}) });
+      const leaf = await issueCertificate(ca, { ...names, keyType, notAfter });
       await writeOutputs([{ path: certPath, data: leaf.certPem, secret: false }, { path: keyPath, data: leaf.keyPem, secret: true }], { force });
       const s = summarize(new X509Certificate(leaf.certPem));
       console.log(`issued ${s.identity} (${s.publicKey}, valid until ${s.notAfter}) signed by ${s.issuer}`);
@@ -119,7 +121,8 @@ Generate a key and a PKCS#10 request for it: NAME.csr (send it to whoever runs t
   --spiffe-id ID         SPIFFE ID to request (URI SAN)
   --dns NAME             DNS SAN (repeatable)
   --ip ADDR              IP address SAN (repeatable)
-  --cn NAME              subject common name (default: first DNS name, else last SPIFFE path segment)
+  --cn NAME              subject common name (default: first DNS name, else last SPIFFE path segment;
+                         not a URI, not starting with 'spiffe:' or 'boundary:')
   --key-type TYPE        ${KEY_TYPE_HELP}
   --out NAME             output path without extension, a trailing .csr is dropped (required)
   --force                replace existing output files
@@ -135,7 +138,7 @@ At least one of --spiffe-id, --dns, --ip is required.`,
       const keyType = keyTypeOpt(v); const force = Boolean(v.force);
       const csrPath = `${base}.csr`; const keyPath = `${base}.key`;
       await assertWritable([csrPath, keyPath], force);
-      const { csrPem, keyPem } = await createCsr({ ...names, keyType, ...(str(v, 'cn') ? { commonName: str(v, 'cn')! } : {}) });
+      const { csrPem, keyPem } = await createCsr({ ...names, keyType });
       await writeOutputs([{ path: csrPath, data: csrPem, secret: false }, { path: keyPath, data: keyPem, secret: true }], { force });
       console.log(`wrote ${csrPath} (certificate request: send this to the CA)`);
       console.log(`wrote ${keyPath} (private key, mode 0600: keep it here)`);
@@ -151,7 +154,9 @@ Check a CSR's signature and the names it asks for, then issue a certificate for 
 Only the CSR's subject CN and its SPIFFE ID / DNS / IP SANs are copied; key usage, extended key
 usage (serverAuth, clientAuth) and CA:FALSE are set by the CA, whatever the CSR asks for.
 Refused: more than one URI SAN, a URI that is not a SPIFFE ID, a SPIFFE ID outside the CA's trust
-domain, other SAN types (email, otherName…), or a request with no name at all.
+domain, a DNS SAN that is not a DNS name, a CN that looks like a URI or starts with 'spiffe:' or
+'boundary:' (authproxy would take it for a SPIFFE ID or a trust boundary's principal), other SAN
+types (email, otherName…), or a request with no name at all.
 
   --csr FILE             the request (PEM or DER; required)
   --out FILE             certificate to write (default: the CSR path with .crt instead of .csr)
@@ -178,6 +183,11 @@ domain, other SAN types (email, otherName…), or a request with no name at all.
       if (req.uris.length > 1) throw new Error(`${csrPath}: asks for ${req.uris.length} URI SANs; an X.509-SVID carries exactly one`);
       const uri = req.uris[0];
       if (uri !== undefined) checkSpiffeIdForCa(ca, uri);
+      for (const d of req.dnsNames) {
+        if (!isDnsName(d)) throw new Error(`${csrPath}: asks for DNS SAN ${JSON.stringify(d)}, which is not a DNS name (${DNS_NAME_RULE})`);
+      }
+      const cnProblem = req.commonName === undefined ? null : commonNameProblem(req.commonName);
+      if (cnProblem) throw new Error(`${csrPath}: asks for subject CN ${JSON.stringify(req.commonName)}, which ${cnProblem}`);
       if (!uri && !req.dnsNames.length && !req.ipAddresses.length && !req.commonName) throw new Error(`${csrPath}: names no identity (no SAN and no CN)`);
       const certPem = await signCsr(ca, csrData, { notAfter: leafNotAfter(ca, days) });
       await writeOutputs([{ path: out, data: certPem, secret: false }], { force });
@@ -355,16 +365,28 @@ function daysOpt(v: Values, def: number): number {
   return Number(d);
 }
 
-const DNS_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
-
-function nameOpts(v: Values): { spiffeId?: string; dnsNames: string[]; ipAddresses: string[] } {
+function nameOpts(v: Values): { spiffeId?: string; dnsNames: string[]; ipAddresses: string[]; commonName?: string } {
   const spiffeId = str(v, 'spiffe-id');
   if (spiffeId !== undefined && !parseSpiffeId(spiffeId)) throw new UsageError(`--spiffe-id '${spiffeId}' is not a valid SPIFFE ID (spiffe://trust-domain/path)`);
   const dnsNames = (v.dns as string[] | undefined) ?? [];
-  for (const d of dnsNames) if (d.length > 253 || !DNS_NAME.test(d)) throw new UsageError(`--dns '${d}' is not a valid DNS name`);
+  for (const d of dnsNames) if (!isDnsName(d)) throw new UsageError(`--dns '${d}' is not a valid DNS name (${DNS_NAME_RULE})`);
   const ipAddresses = (v.ip as string[] | undefined) ?? [];
   for (const ip of ipAddresses) if (!isIP(ip)) throw new UsageError(`--ip '${ip}' is not an IPv4 or IPv6 address`);
-  return { ...(spiffeId ? { spiffeId } : {}), dnsNames, ipAddresses };
+  const commonName = str(v, 'cn');
+  const cnProblem = commonName ? commonNameProblem(commonName) : null;
+  if (cnProblem) throw new UsageError(`--cn '${commonName}' ${cnProblem}`);
+  return { ...(spiffeId ? { spiffeId } : {}), dnsNames, ipAddresses, ...(commonName ? { commonName } : {}) };
+}
+
+/**
+ * Why a subject CN is not signed, else null. A CN becomes the principal of a certificate with no
+ * SAN, and one string cannot say which kind of name it is: a CN reading as a URI or as a
+ * principal the sidecar derives otherwise would stand for an identity the CA never checked.
+ */
+function commonNameProblem(cn: string): string | null {
+  if (cn.includes('://')) return 'looks like a URI (a SPIFFE ID belongs in the URI SAN)';
+  const prefix = reservedPrefix(cn);
+  return prefix ? `starts with '${prefix}', which authproxy principals reserve` : null;
 }
 
 function stripExt(path: string, ext: string): string {

@@ -13,9 +13,9 @@ before(async () => {
 after(() => cleanup());
 
 /** A CSR made by openssl itself, so the signing path is proven against an outside request. */
-async function opensslCsr(name: string, san: string, extra: string[] = []): Promise<void> {
+async function opensslCsr(name: string, san: string | null, extra: string[] = [], cn = name): Promise<void> {
   const r = await openssl(dir, ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', `${name}.key`, '-subj', `/CN=${name}`, '-addext', `subjectAltName=${san}`, ...extra, '-out', `${name}.csr`]);
+    '-keyout', `${name}.key`, '-subj', `/CN=${cn.replaceAll('/', '\\/')}`, ...(san ? ['-addext', `subjectAltName=${san}`] : []), ...extra, '-out', `${name}.csr`]);
   assert.equal(r.code, 0, r.stderr);
 }
 
@@ -81,6 +81,41 @@ test('certs sign refuses a SPIFFE ID outside the CA trust domain', async () => {
   assert.equal(r.code, 1);
   assert.match(r.stderr, /trust domain 'evil\.org' does not match/);
   await assert.rejects(stat(join(dir, 'foreign.crt')), { code: 'ENOENT' });
+});
+
+test('certs sign refuses a CN spelled like a URI or a principal authproxy derives otherwise, and writes nothing', async () => {
+  for (const [name, cn, why] of [
+    ['cnspiffe', 'spiffe://example.org/ns/ops/sa/admin', 'looks like a URI \\(a SPIFFE ID belongs in the URI SAN\\)'],
+    ['cnhttps', 'https://example.org/admin', 'looks like a URI'],
+    ['cnopaque', 'SPIFFE:example.org', "starts with 'SPIFFE:', which authproxy principals reserve"],
+    ['cnboundary', 'boundary:cluster', "starts with 'boundary:', which authproxy principals reserve"],
+  ] as const) {
+    await opensslCsr(name, null, [], cn);
+    const r = await cli(dir, ['certs', 'sign', '--csr', `${name}.csr`]);
+    assert.equal(r.code, 1, name);
+    assert.match(r.stderr, new RegExp(`^authproxy certs sign: ${name}\\.csr: asks for subject CN "${cn.replaceAll('.', '\\.')}", which ${why}`), name);
+    await assert.rejects(stat(join(dir, `${name}.crt`)), { code: 'ENOENT' });
+  }
+});
+
+test('certs sign refuses DNS SANs that are not DNS names, such as one carrying XFCC syntax or a SPIFFE ID', async () => {
+  for (const [name, dns] of [['dnsinject', 'legacy.internal;URI=spiffe://example.org/ns/ops/sa/admin'], ['dnsspiffe', 'spiffe://example.org/ns/ops/sa/admin']] as const) {
+    await opensslCsr(name, `DNS:ok.example.org,DNS:${dns}`);
+    const r = await cli(dir, ['certs', 'sign', '--csr', `${name}.csr`]);
+    assert.equal(r.code, 1, name);
+    assert.equal(r.stderr, `authproxy certs sign: ${name}.csr: asks for DNS SAN "${dns}", which is not a DNS name (letters, digits, '-' and '.', optionally under a leading '*.')\n`);
+    await assert.rejects(stat(join(dir, `${name}.crt`)), { code: 'ENOENT' });
+  }
+});
+
+test('certs issue and certs csr refuse a --cn spelled like a SPIFFE ID as a usage error', async () => {
+  for (const sub of [['issue', '--out', 'certs/cnlike'], ['csr', '--out', 'req/cnlike']]) {
+    const r = await cli(dir, ['certs', sub[0]!, '--ip', '10.0.0.1', '--cn', 'spiffe://example.org/ns/ops/sa/admin', ...sub.slice(1)]);
+    assert.equal(r.code, 2, sub[0]);
+    assert.match(r.stderr, /--cn 'spiffe:\/\/example\.org\/ns\/ops\/sa\/admin' looks like a URI/);
+  }
+  await assert.rejects(stat(join(dir, 'certs/cnlike.crt')), { code: 'ENOENT' });
+  await assert.rejects(stat(join(dir, 'req/cnlike.csr')), { code: 'ENOENT' });
 });
 
 test('certs sign refuses SAN types it does not sign', async () => {

@@ -1,4 +1,4 @@
-import { test, before, after } from 'node:test';
+import { test, describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,9 +25,10 @@ async function inspectJson(file: string, extra: string[] = []): Promise<Certific
   return JSON.parse(r.stdout) as CertificateSummary;
 }
 
+/** A self-signed leaf (openssl's req -x509 makes a CA unless told otherwise). */
 async function selfSigned(name: string, subj: string, ext: string[]): Promise<void> {
   const r = await openssl(dir, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '5',
-    '-keyout', `${name}.key`, '-out', `${name}.crt`, '-subj', subj, ...ext]);
+    '-keyout', `${name}.key`, '-out', `${name}.crt`, '-subj', subj, '-addext', 'basicConstraints=critical,CA:FALSE', ...ext]);
   assert.equal(r.code, 0, r.stderr);
 }
 
@@ -35,6 +36,7 @@ test('certs inspect --json names the SPIFFE ID as identity and lists SANs, usage
   const s = await inspectJson('certs/web.crt');
   assert.equal(s.identity, 'spiffe://example.org/ns/default/sa/web');
   assert.equal(s.identitySource, 'spiffe');
+  assert.equal(s.refusal, null);
   assert.deepEqual(s.sans, { uris: ['spiffe://example.org/ns/default/sa/web'], dns: ['web.local'], ips: ['127.0.0.1'], emails: [], other: [] });
   assert.deepEqual(s.extendedKeyUsage, ['serverAuth', 'clientAuth']);
   assert.deepEqual(s.keyUsage, ['digitalSignature']);
@@ -59,11 +61,32 @@ test('certs inspect counts whole days left', async () => {
   assert.equal(s.status, 'valid');
 });
 
-test('certs inspect reports a CA as a CA', async () => {
+test('certs inspect reports a CA as a CA, whose URI SAN is no peer identity', async () => {
   const s = await inspectJson('certs/ca.crt');
   assert.equal(s.isCA, true);
   assert.equal(s.selfSigned, true);
   assert.ok(s.keyUsage.includes('keyCertSign'));
+  assert.equal(s.identity, '');
+  assert.equal(s.refusal?.kind, 'ca_as_leaf');
+});
+
+describe('certs inspect says when the sidecar would refuse a certificate from a peer, and why', () => {
+  for (const [what, name, subj, san, kind, reason] of [
+    ['two URI SANs', 'twouris', '/CN=two', 'URI:spiffe://example.org/a,URI:spiffe://example.org/b', 'uri_san_count', 'X.509-SVID must carry exactly one URI SAN, found 2'],
+    ['an upper-case SPIFFE:// URI SAN', 'upper', '/CN=upper', 'URI:SPIFFE://example.org/a', 'bad_spiffe_id', 'URI SAN is not a valid SPIFFE ID'],
+    ['a CN spelled like a SPIFFE ID', 'cnspiffe', '/CN=spiffe:\\/\\/example.org\\/ns\\/ops\\/sa\\/admin', null, 'lookalike_name',
+      'subject CN "spiffe://example.org/ns/ops/sa/admin" passes for a SPIFFE ID, which is only taken from a URI SAN'],
+    ['a DNS SAN carrying XFCC syntax', 'dnsinject', '/CN=legacy', 'DNS:legacy.internal;URI=spiffe://example.org/ns/ops/sa/admin', 'bad_dns_san',
+      'DNS SAN "legacy.internal;URI=spiffe://example.org/ns/ops/sa/admin" is not a DNS name (letters, digits, \'-\' and \'.\', optionally under a leading \'*.\')'],
+  ] as const) {
+    it(`reports ${what} as refused (${kind})`, async () => {
+      await selfSigned(name, subj, san ? ['-addext', `subjectAltName=${san}`] : []);
+      const s = await inspectJson(`${name}.crt`);
+      assert.deepEqual([s.identity, s.identitySource, s.refusal], ['', 'none', { kind, reason }]);
+      const text = await cli(dir, ['certs', 'inspect', `${name}.crt`]);
+      assert.ok(text.stdout.includes(`identity: ${' '.repeat(10)}(none: authproxy refuses this certificate from a peer: ${reason})\n`), text.stdout);
+    });
+  }
 });
 
 test('certs inspect falls back to the DNS SAN when there is no SPIFFE ID', async () => {
