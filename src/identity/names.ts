@@ -12,12 +12,14 @@ export function reservedPrefix(name: string): string | null {
   return RESERVED_PREFIX.exec(name)?.[0] ?? null;
 }
 
-// Letters, digits and '-' in labels of 1 to 63 that neither start nor end with '-', joined by '.',
-// optionally under one leading '*.' wildcard label.
-const DNS_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
+// Letters, digits, '-' and '_' in labels of 1 to 63 that neither start nor end with '-', joined
+// by '.', optionally under one leading '*.' wildcard label. '_' is not a hostname character, but
+// internal CAs issue such names and Go's crypto/x509 accepts them for that reason; it cannot
+// carry XFCC syntax or pass for a SPIFFE ID, which is what this check is for.
+const DNS_NAME = /^(\*\.)?([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/i;
 
 export function isDnsName(name: string): boolean {
   return name.length <= 253 && DNS_NAME.test(name);
 }
 
-export const DNS_NAME_RULE = "letters, digits, '-' and '.', optionally under a leading '*.'";
+export const DNS_NAME_RULE = "letters, digits, '-', '_' and '.', optionally under a leading '*.'";

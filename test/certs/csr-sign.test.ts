@@ -103,7 +103,7 @@ test('certs sign refuses DNS SANs that are not DNS names, such as one carrying X
     await opensslCsr(name, `DNS:ok.example.org,DNS:${dns}`);
     const r = await cli(dir, ['certs', 'sign', '--csr', `${name}.csr`]);
     assert.equal(r.code, 1, name);
-    assert.equal(r.stderr, `authproxy certs sign: ${name}.csr: asks for DNS SAN "${dns}", which is not a DNS name (letters, digits, '-' and '.', optionally under a leading '*.')\n`);
+    assert.equal(r.stderr, `authproxy certs sign: ${name}.csr: asks for DNS SAN "${dns}", which is not a DNS name (letters, digits, '-', '_' and '.', optionally under a leading '*.')\n`);
     await assert.rejects(stat(join(dir, `${name}.crt`)), { code: 'ENOENT' });
   }
 });

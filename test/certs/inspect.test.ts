@@ -77,7 +77,7 @@ describe('certs inspect says when the sidecar would refuse a certificate from a 
     ['a CN spelled like a SPIFFE ID', 'cnspiffe', '/CN=spiffe:\\/\\/example.org\\/ns\\/ops\\/sa\\/admin', null, 'lookalike_name',
       'subject CN "spiffe://example.org/ns/ops/sa/admin" passes for a SPIFFE ID, which is only taken from a URI SAN'],
     ['a DNS SAN carrying XFCC syntax', 'dnsinject', '/CN=legacy', 'DNS:legacy.internal;URI=spiffe://example.org/ns/ops/sa/admin', 'bad_dns_san',
-      'DNS SAN "legacy.internal;URI=spiffe://example.org/ns/ops/sa/admin" is not a DNS name (letters, digits, \'-\' and \'.\', optionally under a leading \'*.\')'],
+      'DNS SAN "legacy.internal;URI=spiffe://example.org/ns/ops/sa/admin" is not a DNS name (letters, digits, \'-\', \'_\' and \'.\', optionally under a leading \'*.\')'],
   ] as const) {
     it(`reports ${what} as refused (${kind})`, async () => {
       await selfSigned(name, subj, san ? ['-addext', `subjectAltName=${san}`] : []);

@@ -221,7 +221,7 @@ describe('inbound mTLS path', () => {
 
     it('never hands the app an x-forwarded-client-cert with a URI smuggled in through a DNS SAN', () =>
       refusedAtHandshake(dnsInjection, '/legacy', 'bad_dns_san',
-        `DNS SAN "legacy.internal;URI=${BILLING_ID}" is not a DNS name (letters, digits, '-' and '.', optionally under a leading '*.')`));
+        `DNS SAN "legacy.internal;URI=${BILLING_ID}" is not a DNS name (letters, digits, '-', '_' and '.', optionally under a leading '*.')`));
   });
 
   it('answers 431 headers_too_large naming the limit and its flag', async () => {
