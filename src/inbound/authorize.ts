@@ -46,6 +46,15 @@ export function decide(rt: Runtime, identify: Identify, req: IncomingMessage, be
   return { method, caller, decision, forwardPath, refusal: new RequestRefused(code, message), path: norm.path, bearer };
 }
 
+/**
+ * The verdict on a request refused before the policy is asked (a CONNECT tunnel, headers over the
+ * limit): the caller as identified, for the audit record, and no decision.
+ */
+export function refusedBeforePolicy(identify: Identify, req: IncomingMessage, method: string, refusal: RequestRefused): InboundVerdict {
+  const caller = identify(req);
+  return { method, caller: caller instanceof RequestRefused ? null : caller, decision: null, forwardPath: '', refusal, path: null, bearer: NO_BEARER };
+}
+
 export function auditRecord(rt: Runtime, v: InboundVerdict, req: IncomingMessage, requestId: string, transport: 'mtls' | 'plaintext'): AuditRecord {
   const d = v.decision;
   return {

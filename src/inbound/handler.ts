@@ -1,11 +1,12 @@
 // One inbound request, top to bottom: identify → normalize → authorize → audit → decorate → forward.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Runtime } from '../runtime/state.ts';
-import { ERROR_STATUS, type ErrorCode } from '../errors.ts';
+import { ERROR_STATUS, RequestRefused, type ErrorCode } from '../errors.ts';
 import type { UpstreamPool } from '../forward/upstream.ts';
 import { refuse } from '../http/refuse.ts';
 import { requestIdFrom } from '../http/request-id.ts';
-import { decide, auditRecord } from './authorize.ts';
+import { decide, auditRecord, refusedBeforePolicy } from './authorize.ts';
+import { h2HeadersOverLimit, headersTooLargeMessage } from '../http/header-limit.ts';
 import { upstreamRequestHeaders } from './headers.ts';
 import { incomingBudgetMs } from '../forward/deadline.ts';
 import { declaredTooLarge, needsBuffering } from '../forward/body-limit.ts';
@@ -17,7 +18,9 @@ import { bearerOf, afterBearerCheck, applyBearerHeaders, NO_BEARER, type BearerC
 export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Identify, transport: 'mtls' | 'plaintext'): (req: IncomingMessage, res: ServerResponse) => void {
   const maxBody = rt.config.maxBodyBytes;
   const requestTimeout = rt.config.requestTimeoutMs;
+  const maxHeaderBytes = rt.config.maxHeaderBytes;
   const tooLargeMessage = `request body exceeds ${maxBody} bytes (--max-body-bytes)`;
+  const headersTooLarge = new RequestRefused('headers_too_large', headersTooLargeMessage(maxHeaderBytes));
   /** A refusal of the sidecar's own, answered and counted. */
   const deny = (res: ServerResponse, requestId: string, start: number, code: ErrorCode, message: string): void => {
     refuse(res, code, message, requestId);
@@ -25,9 +28,15 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
   };
   return function handle(req, res) {
     const start = performance.now();
+    const requestId = requestIdFrom(req.headers['x-request-id']);
+    // HTTP/1.1's parser has refused such a request already; HTTP/2's is measured here (header-limit.ts).
+    if (h2HeadersOverLimit(req, maxHeaderBytes)) {
+      rt.audit.write(auditRecord(rt, refusedBeforePolicy(identify, req, req.method ?? 'GET', headersTooLarge), req, requestId, transport));
+      deny(res, requestId, start, headersTooLarge.code, headersTooLarge.message);
+      return;
+    }
     const budget = incomingBudgetMs(req.headers['x-authproxy-deadline'], req.headers['grpc-timeout']);
     const deadlineAt = Date.now() + (budget === null ? requestTimeout : Math.min(requestTimeout, budget));
-    const requestId = requestIdFrom(req.headers['x-request-id']);
     // Bearer tokens are verified (asynchronously) only when a rule needs one and one was sent.
     const token = bearerOf(rt, req);
     if (token === null) { proceed(req, res, start, deadlineAt, requestId, NO_BEARER); return; }

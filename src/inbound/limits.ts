@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/config.ts';
 import type { Runtime } from '../runtime/state.ts';
 import { refuseRaw } from '../http/refuse.ts';
+import { headersTooLargeMessage } from '../http/header-limit.ts';
 
 export function serverLimits(c: Config): ServerOptions {
   return {
@@ -42,7 +43,7 @@ export function applyLimits(server: HttpServer | Http2SecureServer, rt: Runtime)
     const code = err.code ?? '';
     if (!socket.writable || !(code.startsWith('HPE_') || code === 'ERR_HTTP_REQUEST_TIMEOUT')) { socket.destroy(); return; }
     if (code === 'HPE_HEADER_OVERFLOW') {
-      refuseRaw(socket, 'headers_too_large', `request headers exceed ${c.maxHeaderBytes} bytes (--max-header-bytes)`, randomUUID());
+      refuseRaw(socket, 'headers_too_large', headersTooLargeMessage(c.maxHeaderBytes), randomUUID());
       rt.metrics.request('inbound', 'deny', 431, 0);
     } else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
       refuseRaw(socket, 'request_timeout', `request headers not received within ${c.headerTimeoutMs} ms (--header-timeout)`, randomUUID());

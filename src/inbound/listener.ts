@@ -19,6 +19,7 @@ import { inboundConnectHandler } from './websocket-h2.ts';
 import { log } from '../log.ts';
 import { isoTime } from '../audit/time.ts';
 import { H2_HEADER_TABLE_BYTES, H2_MAX_SESSION_MEMORY_MB } from '../http/h2.ts';
+import { h2AdvertisedHeaderListSize } from '../http/header-limit.ts';
 
 export function secureContextOptions(m: TlsMaterial): SecureContextOptions {
   return { cert: m.certPem, key: m.keyPem, ca: m.caPem };
@@ -69,15 +70,16 @@ export function createInboundServer(rt: Runtime, upstream: UpstreamPool): Inboun
 }
 
 /**
- * HTTP/2 settings. The header block limit matches --max-header-bytes, so a 32 KB token fits on
- * either protocol. The HPACK table a peer may fill is large enough to hold a 16 KB token header:
- * a peer sidecar (which raises its encoder table to match) then sends a repeated token once per
- * connection and refers to it afterwards, instead of sending it with every request.
+ * HTTP/2 settings. The header list advertised is --max-header-bytes plus headroom, so a request
+ * over the limit is answered 431 by the handler rather than reset (header-limit.ts); a 32 KB token
+ * fits on either protocol. The HPACK table a peer may fill is large enough to hold a 16 KB token
+ * header: a peer sidecar (which raises its encoder table to match) then sends a repeated token
+ * once per connection and refers to it afterwards, instead of sending it with every request.
  * enableConnectProtocol lets callers open WebSockets over HTTP/2 (RFC 8441; websocket-h2.ts).
  */
 export function h2Settings(maxHeaderBytes: number): { settings: { headerTableSize: number; maxHeaderListSize: number; enableConnectProtocol: boolean }; maxSessionMemory: number } {
   return {
-    settings: { headerTableSize: H2_HEADER_TABLE_BYTES, maxHeaderListSize: maxHeaderBytes, enableConnectProtocol: true },
+    settings: { headerTableSize: H2_HEADER_TABLE_BYTES, maxHeaderListSize: h2AdvertisedHeaderListSize(maxHeaderBytes), enableConnectProtocol: true },
     maxSessionMemory: H2_MAX_SESSION_MEMORY_MB,
   };
 }

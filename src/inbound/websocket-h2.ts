@@ -16,9 +16,10 @@ import type { Runtime } from '../runtime/state.ts';
 import { ERROR_STATUS, RequestRefused } from '../errors.ts';
 import { refuse, refuseRaw } from '../http/refuse.ts';
 import { requestIdFrom } from '../http/request-id.ts';
+import { h2HeadersOverLimit, headersTooLargeMessage } from '../http/header-limit.ts';
 import { HOP_BY_HOP } from '../http/hop-by-hop.ts';
 import type { Identify } from './identify.ts';
-import { decide, auditRecord } from './authorize.ts';
+import { decide, auditRecord, refusedBeforePolicy } from './authorize.ts';
 import { upstreamHeaders } from './headers.ts';
 import { bearerOf, afterBearerCheck, applyBearerHeaders, NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
 
@@ -26,6 +27,7 @@ import { bearerOf, afterBearerCheck, applyBearerHeaders, NO_BEARER, type BearerC
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 /** The app's handshake answer headers the caller is told; the rest are HTTP/1.1 handshake detail. */
 const ANSWER_HEADERS = ['sec-websocket-protocol', 'sec-websocket-extensions'];
+const TUNNEL_REFUSED = new RequestRefused('bad_request', 'CONNECT is accepted only to open a WebSocket over HTTP/2 (RFC 8441, :protocol websocket)');
 
 /**
  * The server's 'connect' listener. node:http2 emits it for an HTTP/2 CONNECT stream; with
@@ -33,14 +35,14 @@ const ANSWER_HEADERS = ['sec-websocket-protocol', 'sec-websocket-extensions'];
  */
 export function inboundConnectHandler(rt: Runtime, identify: Identify, transport: 'mtls' | 'plaintext'):
   (req: Http2ServerRequest | IncomingMessage, resOrSocket: Http2ServerResponse | Duplex) => void {
+  const headersTooLarge = new RequestRefused('headers_too_large', headersTooLargeMessage(rt.config.maxHeaderBytes));
   return function connect(req, resOrSocket) {
     const requestId = requestIdFrom(req.headers['x-request-id']);
     const h2 = req.httpVersionMajor === 2;
-    if (!h2 || req.headers[':protocol'] !== 'websocket') {
-      const refusal = new RequestRefused('bad_request', 'CONNECT is accepted only to open a WebSocket over HTTP/2 (RFC 8441, :protocol websocket)');
-      const caller = identify(req as IncomingMessage);
-      rt.audit.write(auditRecord(rt, { method: 'CONNECT', caller: caller instanceof RequestRefused ? null : caller, decision: null, forwardPath: '', refusal, path: null, bearer: NO_BEARER },
-        req as IncomingMessage, requestId, transport));
+    const websocket = h2 && req.headers[':protocol'] === 'websocket';
+    const refusal = !websocket ? TUNNEL_REFUSED : h2HeadersOverLimit(req, rt.config.maxHeaderBytes) ? headersTooLarge : null;
+    if (refusal) {
+      rt.audit.write(auditRecord(rt, refusedBeforePolicy(identify, req as IncomingMessage, websocket ? 'GET' : 'CONNECT', refusal), req as IncomingMessage, requestId, transport));
       if (h2) refuse(resOrSocket as Http2ServerResponse, refusal.code, refusal.message, requestId);
       else refuseRaw(resOrSocket as Duplex, refusal.code, refusal.message, requestId);
       rt.metrics.request('inbound', 'deny', refusal.status, 0);

@@ -8,6 +8,7 @@ import type { Runtime } from '../runtime/state.ts';
 import { RequestRefused, type ErrorCode } from '../errors.ts';
 import { refuse } from '../http/refuse.ts';
 import { requestIdFrom } from '../http/request-id.ts';
+import { h2HeadersOverLimit, headersTooLargeMessage } from '../http/header-limit.ts';
 import { incomingBudgetMs } from '../forward/deadline.ts';
 import { ResponseRelay, type UpstreamOptions } from '../forward/upstream.ts';
 import { hasBody } from '../forward/body-limit.ts';
@@ -38,11 +39,15 @@ interface Hop { target: OutboundTarget; route: CompiledRoute | null; carriage: C
 export function outboundHandler(rt: Runtime, fwd: OutboundForwarding): (req: IncomingMessage, res: ServerResponse) => void {
   const requestTimeout = rt.config.requestTimeoutMs;
   const denyUnrouted = rt.config.outboundUnrouted === 'deny';
+  const maxHeaderBytes = rt.config.maxHeaderBytes;
+  const headersTooLarge = headersTooLargeMessage(maxHeaderBytes);
 
   return function handle(req, res) {
     const start = performance.now();
     const requestId = requestIdFrom(req.headers['x-request-id']);
     const call: Call = { req, res, start, requestId };
+    // The app's h2c requests; HTTP/1.1's parser has refused such a request already (header-limit.ts).
+    if (h2HeadersOverLimit(req, maxHeaderBytes)) { refused(call, null, null, 'headers_too_large', headersTooLarge, headersTooLarge); return; }
 
     const target = outboundTarget(req);
     if (target instanceof RequestRefused) { refused(call, null, null, target.code, target.message, target.message); return; }

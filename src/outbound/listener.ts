@@ -5,7 +5,8 @@
 // put a token into, so the app sends http:// and the sidecar originates TLS per route.
 // HTTP/2 with prior knowledge (h2c, what a gRPC client speaks to a plaintext target) is accepted
 // on the same port: the first bytes of a connection tell the HTTP/2 preface from an HTTP/1.1
-// request line, and the connection goes to the matching server; both share one handler.
+// request line, and the connection goes to the matching server; both share one handler, which
+// holds h2c requests to the header limit (node:http2 does not; see http/header-limit.ts).
 import type { Server } from 'node:http';
 import { createServer } from '../http/node-http.ts';
 import { createServer as createH2cServer } from 'node:http2';
@@ -16,6 +17,7 @@ import type { Runtime } from '../runtime/state.ts';
 import { refuseRaw } from '../http/refuse.ts';
 import { trackConnections } from '../http/connections.ts';
 import { H2_MAX_SESSION_MEMORY_MB } from '../http/h2.ts';
+import { h2AdvertisedHeaderListSize, headersTooLargeMessage } from '../http/header-limit.ts';
 import { serverLimits, cutIdleConnections } from '../inbound/limits.ts';
 import { outboundHandler, type OutboundForwarding } from './handler.ts';
 
@@ -24,7 +26,7 @@ export interface OutboundServer { listener: NetServer; closeAllConnections(): vo
 
 export function createOutboundServer(rt: Runtime, fwd: OutboundForwarding): OutboundServer {
   const server = createHttp1Server(rt, fwd);
-  const h2c = createH2cServer({ settings: { maxHeaderListSize: rt.config.maxHeaderBytes }, maxSessionMemory: H2_MAX_SESSION_MEMORY_MB });
+  const h2c = createH2cServer({ settings: { maxHeaderListSize: h2AdvertisedHeaderListSize(rt.config.maxHeaderBytes) }, maxSessionMemory: H2_MAX_SESSION_MEMORY_MB });
   cutIdleConnections(h2c, rt.config.clientIdleTimeoutMs);
   h2c.on('request', outboundHandler(rt, fwd));
   // net.Server keeps Nagle on unless told (http.Server turns it off): off, as on every hop.
@@ -75,7 +77,7 @@ function createHttp1Server(rt: Runtime, fwd: OutboundForwarding): Server {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable) { socket.destroy(); return; }
     if (err.code === 'HPE_HEADER_OVERFLOW') {
-      refuseRaw(socket, 'headers_too_large', `request headers exceed ${c.maxHeaderBytes} bytes (--max-header-bytes)`, randomUUID());
+      refuseRaw(socket, 'headers_too_large', headersTooLargeMessage(c.maxHeaderBytes), randomUUID());
       rt.metrics.request('outbound', 'deny', 431, 0);
     } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
       refuseRaw(socket, 'request_timeout', `request headers not received within ${c.headerTimeoutMs} ms (--header-timeout)`, randomUUID());

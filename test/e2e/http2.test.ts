@@ -3,7 +3,7 @@
 // an HTTP/1.1 app), with trailers relayed. Real clients: node:http2, curl --http2, TLS sockets.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect as h2connect, createSecureServer, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
+import { connect as h2connect, createSecureServer, type ClientHttp2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { rm } from 'node:fs/promises';
@@ -11,26 +11,11 @@ import { makePki, BILLING_ID, SERVER_ID, type TestPki, type ClientFiles } from '
 import { startApp, type TestApp } from '../support/app.ts';
 import { startSidecar, type Sidecar } from '../support/sidecar.ts';
 import { policyDir, TEST_POLICY } from '../support/policy-dir.ts';
-import { tlsOptions, curl } from '../support/clients.ts';
+import { tlsOptions, curl, h2request } from '../support/clients.ts';
 import { viaProxy } from '../tokens/support.ts';
 import { Pool } from 'undici';
 import { startByteRelay } from '../../bench/lib/relay.ts';
 import { Agent as HttpAgent } from 'node:http';
-
-interface H2Reply { status: number; headers: IncomingHttpHeaders; trailers: IncomingHttpHeaders; body: string }
-
-function h2request(session: ClientHttp2Session, headers: Record<string, string>, body?: string): Promise<H2Reply> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request(headers, { endStream: body === undefined });
-    let status = 0; let resHeaders: IncomingHttpHeaders = {}; let trailers: IncomingHttpHeaders = {}; let text = '';
-    stream.on('response', (h) => { status = Number(h[':status']); resHeaders = h; });
-    stream.on('trailers', (t) => { trailers = t; });
-    stream.setEncoding('utf8').on('data', (d: string) => { text += d; });
-    stream.on('end', () => resolve({ status, headers: resHeaders, trailers, body: text }));
-    stream.on('error', reject);
-    if (body !== undefined) stream.end(body);
-  });
-}
 
 describe('HTTP/2 on the inbound listener', () => {
   let pki: TestPki; let app: TestApp; let sidecar: Sidecar; let policies: string;

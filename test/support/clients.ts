@@ -1,6 +1,7 @@
 // Real clients for end-to-end tests: Node's https with a client certificate, a raw TLS socket for
-// request targets no well-behaved client would send, and curl.
+// request targets no well-behaved client would send, one request on a node:http2 session, and curl.
 import { request, type Agent } from 'node:https';
+import type { ClientHttp2Session, IncomingHttpHeaders } from 'node:http2';
 import { connect, type TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
@@ -21,6 +22,22 @@ export function httpsGet(port: number, path: string, ca: string, client: ClientF
     });
     req.on('error', reject);
     req.end(opts.body);
+  });
+}
+
+export interface H2Reply { status: number; headers: IncomingHttpHeaders; trailers: IncomingHttpHeaders; body: string }
+
+/** One request on an HTTP/2 session; rejects when the stream is reset. */
+export function h2request(session: ClientHttp2Session, headers: Record<string, string>, body?: string): Promise<H2Reply> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers, { endStream: body === undefined });
+    let status = 0; let resHeaders: IncomingHttpHeaders = {}; let trailers: IncomingHttpHeaders = {}; let text = '';
+    stream.on('response', (h) => { status = Number(h[':status']); resHeaders = h; });
+    stream.on('trailers', (t) => { trailers = t; });
+    stream.setEncoding('utf8').on('data', (d: string) => { text += d; });
+    stream.on('end', () => resolve({ status, headers: resHeaders, trailers, body: text }));
+    stream.on('error', reject);
+    if (body !== undefined) stream.end(body);
   });
 }
 
