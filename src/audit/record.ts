@@ -1,5 +1,7 @@
 // The one shape of an audit record: enough for a security reviewer to see which rule of which
 // policy set decided each request, and nothing secret (no headers, no tokens, no bodies).
+import { ERROR_STATUS, type ErrorCode } from '../errors.ts';
+
 export interface AuditRecord {
   time: string;
   requestId: string | null;
@@ -20,4 +22,17 @@ export interface AuditRecord {
   tls: 'mtls' | 'tls' | 'plaintext' | null;
   /** Trust boundary the peer was judged to be in (`outside` when none); null where none applies. */
   boundary: string | null;
+}
+
+/**
+ * The record of a request the policy allowed and the sidecar then refused itself (a body over
+ * --max-body-bytes, or not received by the deadline): the line says what the caller got. `policy`
+ * and `rule` still name the rule that allowed it; `reason` says why it was refused after all.
+ */
+export function refusedAfterAllow(record: AuditRecord, code: ErrorCode, message: string): AuditRecord {
+  record.decision = 'deny';
+  record.status = ERROR_STATUS[code];
+  record.code = code;
+  record.reason = message;
+  return record;
 }

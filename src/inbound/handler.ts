@@ -6,6 +6,7 @@ import type { UpstreamPool } from '../forward/upstream.ts';
 import { refuse } from '../http/refuse.ts';
 import { requestIdFrom } from '../http/request-id.ts';
 import { decide, auditRecord, refusedBeforePolicy } from './authorize.ts';
+import { refusedAfterAllow, type AuditRecord } from '../audit/record.ts';
 import { h2HeadersOverLimit, headersTooLargeMessage } from '../http/header-limit.ts';
 import { upstreamRequestHeaders } from './headers.ts';
 import { incomingBudgetMs } from '../forward/deadline.ts';
@@ -26,6 +27,11 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
     refuse(res, code, message, requestId);
     rt.metrics.request('inbound', 'deny', ERROR_STATUS[code], (performance.now() - start) / 1000);
   };
+  /** A request the policy allowed, refused by a limit after all: its audit record says what the caller got. */
+  const denyAllowed = (res: ServerResponse, record: AuditRecord, start: number, code: ErrorCode, message: string): void => {
+    rt.audit.write(refusedAfterAllow(record, code, message));
+    deny(res, record.requestId!, start, code, message);
+  };
   return function handle(req, res) {
     const start = performance.now();
     const requestId = requestIdFrom(req.headers['x-request-id']);
@@ -45,9 +51,11 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
 
   function proceed(req: IncomingMessage, res: ServerResponse, start: number, deadlineAt: number, requestId: string, bearer: BearerCheck): void {
     const verdict = decide(rt, identify, req, bearer);
-    rt.audit.write(auditRecord(rt, verdict, req, requestId, transport));
-    if (verdict.refusal) { deny(res, requestId, start, verdict.refusal.code, verdict.refusal.message); return; }
-    if (declaredTooLarge(req, maxBody)) { deny(res, requestId, start, 'body_too_large', tooLargeMessage); return; }
+    // Built at decision time, written once the caller's answer is known: a body refused for its
+    // size or lateness must not leave an allow behind.
+    const record = auditRecord(rt, verdict, req, requestId, transport);
+    if (verdict.refusal) { rt.audit.write(record); deny(res, requestId, start, verdict.refusal.code, verdict.refusal.message); return; }
+    if (declaredTooLarge(req, maxBody)) { denyAllowed(res, record, start, 'body_too_large', tooLargeMessage); return; }
     const caller = verdict.caller!;
     const up = upstreamRequestHeaders(req, { xfcc: caller.xfcc, principal: caller.principal, requestId });
     if (bearer.presented) {
@@ -66,17 +74,19 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
         rt.metrics.request('inbound', 'allow', outcome.status, (performance.now() - start) / 1000);
       },
     });
-    if (!needsBuffering(req, maxBody)) { forward(undefined); return; }
+    if (!needsBuffering(req, maxBody)) { rt.audit.write(record); forward(undefined); return; }
     void readBody(req, null, maxBody, deadlineAt).then((body) => {
       if (Buffer.isBuffer(body)) {
+        rt.audit.write(record);
         up.headers.push('content-length', String(body.length));
         forward(body);
         return;
       }
       rt.inFlight--;
-      if (body === 'too_large') deny(res, requestId, start, 'body_too_large', tooLargeMessage);
-      else if (body === 'timeout') deny(res, requestId, start, 'request_timeout', BODY_NOT_RECEIVED);
-      // 'closed': the client went away; there is nobody to answer.
+      if (body === 'too_large') denyAllowed(res, record, start, 'body_too_large', tooLargeMessage);
+      else if (body === 'timeout') denyAllowed(res, record, start, 'request_timeout', BODY_NOT_RECEIVED);
+      // 'closed': the client went away; there is nobody to answer, and the decision stands as made.
+      else rt.audit.write(record);
     });
   }
 }
