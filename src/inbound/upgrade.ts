@@ -1,18 +1,27 @@
-// Upgrade requests (WebSocket): authorized exactly like any request, then the two sockets are
-// spliced. The handshake is replayed to the app by hand so any upgrade protocol passes unchanged.
-import { connect, type Socket } from 'node:net';
+// Upgrade requests (WebSocket and any other protocol): authorized exactly like any request, then
+// the handshake goes to the app (app-handshake.ts). Only the app's 101 splices the two sockets;
+// any other answer is relayed and both connections are closed, so nothing the caller sends after
+// its handshake can reach the app unless the app has switched protocols.
 import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { pipeline, type Duplex } from 'node:stream';
 import type { Runtime } from '../runtime/state.ts';
 import { refuseRaw } from '../http/refuse.ts';
 import { requestIdFrom } from '../http/request-id.ts';
 import type { Identify } from './identify.ts';
 import { decide, auditRecord } from './authorize.ts';
 import { upstreamHeaders } from './headers.ts';
+import { handshakeWithApp, endToEndFields } from './app-handshake.ts';
 import { bearerOf, afterBearerCheck, applyBearerHeaders, NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
 
+/**
+ * How much a caller may send ahead of the app's answer before the sidecar stops reading it (TCP
+ * then holds the rest back): enough for a WebSocket client's first frames, not a way to make the
+ * sidecar buffer a body.
+ */
+const EARLY_BYTES_LIMIT = 64 * 1024;
+
 export function inboundUpgradeHandler(rt: Runtime, identify: Identify, transport: 'mtls' | 'plaintext'): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
-  const target = rt.config.upstream;
   return function upgrade(req, socket, head) {
     const token = bearerOf(rt, req);
     if (token === null) { proceed(req, socket, head, NO_BEARER); return; }
@@ -21,7 +30,6 @@ export function inboundUpgradeHandler(rt: Runtime, identify: Identify, transport
 
   function proceed(req: IncomingMessage, socket: Duplex, head: Buffer, bearer: BearerCheck): void {
     const requestId = requestIdFrom(req.headers['x-request-id']);
-    const method = req.method ?? 'GET';
     const verdict = decide(rt, identify, req, bearer);
     rt.audit.write(auditRecord(rt, verdict, req, requestId, transport));
     if (verdict.refusal) {
@@ -32,52 +40,68 @@ export function inboundUpgradeHandler(rt: Runtime, identify: Identify, transport
     const caller = verdict.caller!;
     let headers = upstreamHeaders(req, { xfcc: caller.xfcc, principal: caller.principal, requestId }, true);
     if (bearer.presented) headers = applyBearerHeaders(headers, bearer, verdict.decision?.forwardToken === true, [], rt.config.tokenHeader).headers;
-    let head1 = `${method} ${verdict.forwardPath} HTTP/1.1\r\n`;
-    for (let i = 0; i < headers.length; i += 2) head1 += `${headers[i]}: ${headers[i + 1]}\r\n`;
-    head1 += '\r\n';
 
-    const app: Socket = target.kind === 'unix' ? connect({ path: target.socketPath }) : connect({ host: target.host, port: target.port });
-    let connected = false;
-    // Until the app's first byte (its answer to the handshake) the upgrade is a request in flight:
-    // a drain waits for it, and it is bounded like any request's response headers. The open
-    // connection that may follow is neither.
-    let answered = false;
-    let refused = false;
-    rt.inFlight++;
-    const settle = (): void => { if (!answered) { answered = true; rt.inFlight--; app.setTimeout(0); } };
-    const refuse = (code: 'upstream_unavailable' | 'upstream_timeout', message: string): void => {
-      settle();
-      refused = true;
-      // (A caller that left first has nobody to answer.)
-      if (!socket.destroyed) refuseRaw(socket, code, message, requestId);
-      app.destroy();
+    // What the caller sends behind its handshake (a WebSocket frame sent ahead, or a pipelined
+    // request) is held until the app has answered, and passed on only if that answer is 101.
+    // Reading it, rather than leaving it in the socket, is also how a caller that leaves is noticed.
+    const early: Buffer[] = head.length > 0 ? [head] : [];
+    let earlyBytes = head.length;
+    const hold = (chunk: Buffer): void => {
+      early.push(chunk);
+      earlyBytes += chunk.length;
+      if (earlyBytes > EARLY_BYTES_LIMIT) socket.pause();
     };
-    app.setTimeout(rt.config.requestTimeoutMs, () => {
-      if (!answered) refuse('upstream_timeout', `the app did not answer the upgrade within ${rt.config.requestTimeoutMs} ms`);
+    let waiting = true;
+    let spliced: Socket | null = null;
+    /** Whatever the answer, nothing more of the caller's is held; unless spliced, it is read and dropped. */
+    const answered = (): void => {
+      waiting = false;
+      socket.off('data', hold);
+    };
+
+    const appReq = handshakeWithApp(rt, req.method ?? 'GET', verdict.forwardPath, headers, 'the upgrade', {
+      upgraded(answer, app, appHead) {
+        answered();
+        if (socket.destroyed) { app.destroy(); return 101; }
+        spliced = app;
+        socket.write(responseHead(answer, answer.rawHeaders));
+        if (appHead.length > 0) socket.write(appHead);
+        for (const chunk of early) app.write(chunk);
+        app.once('close', () => socket.destroy());
+        socket.pipe(app);
+        app.pipe(socket);
+        return 101;
+      },
+      refused(answer) {
+        answered();
+        socket.resume();
+        if (socket.destroyed) { appReq.destroy(); return; }
+        const fields = endToEndFields(answer);
+        fields.push('connection', 'close');
+        socket.write(responseHead(answer, fields));
+        // Both connections end with the answer: the caller's next bytes have nowhere to go.
+        pipeline(answer, socket, () => { socket.destroy(); appReq.destroy(); });
+      },
+      failed(code, message) {
+        answered();
+        socket.resume();
+        // (A caller that left first has nobody to answer.)
+        if (!socket.destroyed) refuseRaw(socket, code, message, requestId);
+      },
     });
-    // The app's side is piped only once it has answered, so an app that hangs up without a word
-    // gets the caller a 502 instead of a bare end of the connection.
-    app.once('data', (first: Buffer) => {
-      settle();
-      socket.write(first);
-      app.pipe(socket);
-    });
-    app.once('connect', () => {
-      connected = true;
-      app.write(head1);
-      if (head.length) app.write(head);
-      socket.pipe(app);
-      rt.metrics.request('inbound', 'allow', 101, 0);
-    });
-    // Any other failure of the app's socket ends in 'close', which answers for it.
-    app.on('error', () => { if (!connected) refuse('upstream_unavailable', 'the app is unreachable'); });
-    socket.on('error', () => app.destroy());
-    socket.on('close', () => app.destroy());
-    app.on('close', () => {
-      // A refusal ends the caller's socket itself; destroying it here could cut the refusal short.
-      if (refused) return;
-      if (answered) socket.destroy();
-      else refuse('upstream_unavailable', 'the app closed the connection before answering the upgrade');
-    });
+
+    socket.on('data', hold);
+    // A caller that half-closes before the answer will not speak the new protocol: it has left.
+    socket.once('end', () => { if (waiting) socket.destroy(); });
+    // 'close' follows an error and answers for it.
+    socket.on('error', () => {});
+    socket.once('close', () => { if (spliced) spliced.destroy(); else appReq.destroy(); });
   }
+}
+
+/** An HTTP/1.1 status line and header block for the app's answer, with `fields` ([name, value, …]). */
+function responseHead(answer: IncomingMessage, fields: readonly string[]): string {
+  let text = `HTTP/1.1 ${answer.statusCode} ${answer.statusMessage ?? ''}\r\n`;
+  for (let i = 0; i < fields.length; i += 2) text += `${fields[i]}: ${fields[i + 1]}\r\n`;
+  return `${text}\r\n`;
 }

@@ -7,9 +7,7 @@
 // Envoy does the same translation for an HTTP/1.1 upstream (upgrade_configs). Any other CONNECT
 // (a tunnel to an authority) is refused: the sidecar is not a forward proxy inbound.
 import type { IncomingMessage } from 'node:http';
-import { request as appRequest } from '../http/node-http.ts';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Runtime } from '../runtime/state.ts';
@@ -17,7 +15,7 @@ import { ERROR_STATUS, RequestRefused } from '../errors.ts';
 import { refuse, refuseRaw } from '../http/refuse.ts';
 import { requestIdFrom } from '../http/request-id.ts';
 import { h2HeadersOverLimit, headersTooLargeMessage } from '../http/header-limit.ts';
-import { HOP_BY_HOP } from '../http/hop-by-hop.ts';
+import { handshakeWithApp, endToEndFields, type HandshakeFailure } from './app-handshake.ts';
 import type { Identify } from './identify.ts';
 import { decide, auditRecord, refusedBeforePolicy } from './authorize.ts';
 import { upstreamHeaders } from './headers.ts';
@@ -71,65 +69,40 @@ export function inboundConnectHandler(rt: Runtime, identify: Identify, transport
     headers.push('connection', 'Upgrade', 'upgrade', 'websocket', 'sec-websocket-key', key);
     if (req.headers['sec-websocket-version'] === undefined) headers.push('sec-websocket-version', '13');
 
-    const target = rt.config.upstream;
-    const appReq = appRequest({
-      ...(target.kind === 'unix' ? { socketPath: target.socketPath } : { host: target.host, port: target.port }),
-      method: 'GET', path: verdict.forwardPath, headers, setHost: false, agent: false,
-    });
-    let settled = false;
-    const settle = (status: number): void => {
-      if (settled) return;
-      settled = true;
-      rt.inFlight--;
-      rt.metrics.request('inbound', 'allow', status, (performance.now() - start) / 1000);
-    };
-    const fail = (code: 'upstream_unavailable' | 'upstream_timeout', message: string): void => {
+    const fail = (code: HandshakeFailure, message: string): number => {
       // (A caller that left first has nobody to answer.)
       if (!res.stream.destroyed) { if (!res.headersSent) refuse(res, code, message, requestId); else res.stream.close(); }
-      settle(ERROR_STATUS[code]);
+      return ERROR_STATUS[code];
     };
-    rt.inFlight++;
-    // The handshake is bounded like any request's response headers; the open WebSocket is not.
-    appReq.setTimeout(rt.config.requestTimeoutMs, () => appReq.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
-    appReq.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ETIMEDOUT') fail('upstream_timeout', `the app did not answer the WebSocket handshake within ${rt.config.requestTimeoutMs} ms`);
-      else fail('upstream_unavailable', 'the app is unreachable');
+    const appReq = handshakeWithApp(rt, 'GET', verdict.forwardPath, headers, 'the WebSocket handshake', {
+      upgraded(answer, socket, head) {
+        const expected = createHash('sha1').update(key + WS_GUID).digest('base64');
+        if (answer.headers['sec-websocket-accept'] !== expected || res.stream.destroyed) {
+          socket.destroy();
+          return fail('upstream_unavailable', 'the app answered the WebSocket handshake with a wrong Sec-WebSocket-Accept');
+        }
+        const answered: Record<string, string | string[]> = {};
+        for (const name of ANSWER_HEADERS) { const v = answer.headers[name]; if (v !== undefined) answered[name] = v; }
+        res.writeHead(200, answered);
+        if (head.length > 0) res.write(head);
+        // The compatibility request and response are the stream's two directions.
+        req.pipe(socket);
+        socket.pipe(res);
+        socket.on('error', () => res.stream.close());
+        socket.once('close', () => { if (!res.stream.destroyed) res.stream.close(); });
+        res.stream.once('close', () => socket.destroy());
+        return 200;
+      },
+      // The app refused the upgrade (400, 403, 404…): the caller gets its answer as it was.
+      refused(answer) {
+        if (res.stream.destroyed) { answer.resume(); return; }
+        res.writeHead(answer.statusCode!, endToEndFields(answer));
+        answer.pipe(res);
+      },
+      failed(code, message) { fail(code, message); },
     });
     // A caller that goes away before the app answers takes the handshake with it.
-    res.stream.once('close', () => { if (!settled) appReq.destroy(); });
-
-    appReq.on('upgrade', (answer: IncomingMessage, socket: Socket, head: Buffer) => {
-      appReq.setTimeout(0);
-      const expected = createHash('sha1').update(key + WS_GUID).digest('base64');
-      if (answer.headers['sec-websocket-accept'] !== expected || res.stream.destroyed) {
-        socket.destroy();
-        fail('upstream_unavailable', 'the app answered the WebSocket handshake with a wrong Sec-WebSocket-Accept');
-        return;
-      }
-      const answered: Record<string, string | string[]> = {};
-      for (const name of ANSWER_HEADERS) { const v = answer.headers[name]; if (v !== undefined) answered[name] = v; }
-      res.writeHead(200, answered);
-      if (head.length > 0) res.write(head);
-      // The compatibility request and response are the stream's two directions.
-      req.pipe(socket);
-      socket.pipe(res);
-      socket.on('error', () => res.stream.close());
-      socket.once('close', () => { if (!res.stream.destroyed) res.stream.close(); });
-      res.stream.once('close', () => socket.destroy());
-      settle(200);
-    });
-
-    // The app refused the upgrade (400, 403, 404…): the caller gets its answer as it was.
-    appReq.on('response', (answer: IncomingMessage) => {
-      appReq.setTimeout(0);
-      if (res.stream.destroyed) { answer.resume(); settle(answer.statusCode ?? 502); return; }
-      const out: Record<string, string | string[]> = {};
-      for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
-      res.writeHead(answer.statusCode ?? 502, out);
-      answer.pipe(res);
-      settle(answer.statusCode ?? 502);
-    });
-    appReq.end();
+    res.stream.once('close', () => appReq.destroy());
   }
 }
 
