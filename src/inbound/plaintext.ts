@@ -10,6 +10,7 @@ import { byBoundary } from './identify.ts';
 import { serverLimits, applyLimits } from './limits.ts';
 import { inboundHandler } from './handler.ts';
 import { inboundUpgradeHandler } from './upgrade.ts';
+import { inboundConnectHandler } from './websocket-h2.ts';
 
 export function createPlaintextServer(rt: Runtime, upstream: UpstreamPool): Server {
   const server = createServer(serverLimits(rt.config));
@@ -17,5 +18,7 @@ export function createPlaintextServer(rt: Runtime, upstream: UpstreamPool): Serv
   const identify = byBoundary(rt);
   server.on('request', inboundHandler(rt, upstream, identify, 'plaintext'));
   server.on('upgrade', inboundUpgradeHandler(rt, identify, 'plaintext'));
+  // Without a listener node:http drops a CONNECT unanswered and unaudited.
+  server.on('connect', inboundConnectHandler(rt, identify, 'plaintext'));
   return server;
 }

@@ -28,8 +28,9 @@ const ANSWER_HEADERS = ['sec-websocket-protocol', 'sec-websocket-extensions'];
 const TUNNEL_REFUSED = new RequestRefused('bad_request', 'CONNECT is accepted only to open a WebSocket over HTTP/2 (RFC 8441, :protocol websocket)');
 
 /**
- * The server's 'connect' listener. node:http2 emits it for an HTTP/2 CONNECT stream; with
- * allowHTTP1 the same server emits it, with a raw socket, for an HTTP/1.1 CONNECT request.
+ * The inbound listeners' 'connect' listener. node:http2 emits it for an HTTP/2 CONNECT stream; with
+ * allowHTTP1 the same server emits it, with a raw socket, for an HTTP/1.1 CONNECT request, as the
+ * plaintext listener's node:http server does.
  */
 export function inboundConnectHandler(rt: Runtime, identify: Identify, transport: 'mtls' | 'plaintext'):
   (req: Http2ServerRequest | IncomingMessage, resOrSocket: Http2ServerResponse | Duplex) => void {

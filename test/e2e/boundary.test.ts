@@ -3,7 +3,8 @@
 // audited, and never reaches the app. Two loopback addresses stand in for two networks.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
+import { request, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { rm, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,6 +90,29 @@ describe('inbound plaintext listener and trust boundaries', () => {
     const line = await waitForAuditLine(audit, (l) => l.requestId === 'inside-1');
     assert.equal(line?.boundary, 'cluster');
     assert.equal(line?.rule, 'cluster-reads-orders');
+  });
+
+  it('refuses a CONNECT with 400 bad_request and audits it, instead of dropping the connection', async () => {
+    const before = app.seen.length;
+    const r = await new Promise<Reply>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, method: 'CONNECT', path: 'example.com:443', localAddress: INSIDE, headers: { 'x-request-id': 'connect-1' }, agent: false });
+      // node:http hands over any answer to a CONNECT as a tunnel: the body is what follows the head.
+      req.on('connect', (res: IncomingMessage, socket: Socket, head: Buffer) => {
+        let body = head.toString('utf8');
+        socket.setEncoding('utf8').on('data', (d: string) => { body += d; }).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(r.status, 400);
+    assert.deepEqual(JSON.parse(r.body), { error: 'bad_request', message: 'CONNECT is accepted only to open a WebSocket over HTTP/2 (RFC 8441, :protocol websocket)', requestId: 'connect-1' });
+    assert.equal(app.seen.length, before);
+    const line = await waitForAuditLine(audit, (l) => l.requestId === 'connect-1');
+    assert.equal(line?.method, 'CONNECT');
+    assert.equal(line?.decision, 'deny');
+    assert.equal(line?.code, 'bad_request');
+    assert.equal(line?.tls, 'plaintext');
+    assert.equal(line?.boundary, 'cluster');
   });
 
   it('is off by default', async () => {
