@@ -63,7 +63,13 @@ export class H2Dispatcher {
     if (this.#closed) { call.fail(new Error('dispatcher closed')); return false; }
     if (state?.session && !state.session.closed && !state.session.destroyed) { call.send(state.session); return true; }
     // No state, a failed attempt, or a session that is closing: connect afresh.
-    if (!state || state.failed || state.session) { state = { session: null, http1: false, waiting: [], failed: null }; this.#origins.set(origin, state); this.#connect(origin, state); }
+    if (!state || state.failed || state.session) {
+      state = { session: null, http1: false, waiting: [], failed: null };
+      // What cannot even be dialled (an origin URL cannot parse, connect options node refuses)
+      // throws here, on the request path: it fails this call, as a refused connection would.
+      try { this.#connect(origin, state); } catch (e) { call.fail(e as Error); return false; }
+      this.#origins.set(origin, state);
+    }
     const s = state;
     s.waiting.push(() => {
       if (s.http1) this.#o.fallback!.dispatch(opts, handler);

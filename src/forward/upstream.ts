@@ -135,12 +135,20 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     }
     if (call.deadlineValueAt >= 0) call.headers[call.deadlineValueAt] = String(Math.floor(left));
     if (call.grpcTimeoutValueAt >= 0) call.headers[call.grpcTimeoutValueAt] = formatGrpcTimeout(left);
-    this.dispatcher.dispatch({
-      origin: this.origin, path: call.path, method: call.req.method ?? 'GET', headers: call.headers, body: this.body,
-      headersTimeout: Math.min(this.opts.timeoutMs, left),
-      // A body read whole was read to its end, trailers included (an HTTP/2 hop sends them on).
-      requestTrailers: Buffer.isBuffer(this.body) ? call.req.trailers : undefined,
-    }, this);
+    try {
+      this.dispatcher.dispatch({
+        origin: this.origin, path: call.path, method: call.req.method ?? 'GET', headers: call.headers, body: this.body,
+        headersTimeout: Math.min(this.opts.timeoutMs, left),
+        // A body read whole was read to its end, trailers included (an HTTP/2 hop sends them on).
+        requestTrailers: Buffer.isBuffer(this.body) ? call.req.trailers : undefined,
+      }, this);
+    } catch (e) {
+      // A dispatcher that throws instead of reporting through the handler fails this call (502),
+      // not the process: thrown here it would be uncaught, and take every other request down with
+      // it. Not retried: the same request would throw the same way.
+      this.clearDeadline();
+      if (!this.settled) this.fail(e as Error);
+    }
   }
 
   /** A small body is read whole, then sent as one buffer (whole-body.ts says why). */

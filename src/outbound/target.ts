@@ -53,6 +53,9 @@ function withAuthority(authority: string, path: string, absolute: boolean): Outb
     const close = authority.indexOf(']');
     if (close === -1) return badHost();
     host = authority.slice(1, close);
+    // fe80::1%25eth0: which interface a zone names is known only on the app's own host; a
+    // service-to-service destination never needs one (and net.isIP accepts it, URL does not).
+    if (host.includes('%')) return new RequestRefused('bad_request', 'IPv6 zone IDs (the %25… in [fe80::1%25eth0]) are not accepted in outbound destinations: a zone names a link of this host, never a service');
     if (isIP(host) !== 6) return badHost();
     const after = authority.slice(close + 1);
     if (after !== '' && !after.startsWith(':')) return badHost();

@@ -176,12 +176,16 @@ describe('outbound path with the real issuer', () => {
     assert.ok(tokensSeen.has(bearer(echoed(fits).headers)));
   });
 
+  /** What the listener answers to a raw request head; what came so far (nothing, for a loop) when it has not answered in time. */
+  const rawRequest = (head: string, timeoutMs = 3000): Promise<string> => new Promise((resolve, reject) => {
+    const s = connect(sidecar.outboundPort, '127.0.0.1', () => s.write(head));
+    let out = '';
+    const timer = setTimeout(() => { s.destroy(); resolve(out); }, timeoutMs);
+    s.setEncoding('utf8').on('data', (d: string) => { out += d; }).on('end', () => { clearTimeout(timer); resolve(out); }).on('error', reject);
+  });
+
   it('CONNECT tunnels are refused with 400 and a message saying to send http:// URLs', async () => {
-    const raw = await new Promise<string>((resolve, reject) => {
-      const s = connect(sidecar.outboundPort, '127.0.0.1', () => s.write('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n'));
-      let out = '';
-      s.setEncoding('utf8').on('data', (d: string) => { out += d; }).on('end', () => resolve(out)).on('error', reject);
-    });
+    const raw = await rawRequest('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
     assert.match(raw, /^HTTP\/1\.1 400/);
     assert.match(raw, /send http:\/\/ URLs/);
   });
@@ -190,6 +194,18 @@ describe('outbound path with the real issuer', () => {
     const r = await viaProxy(sidecar.outboundPort, `http://127.0.0.1:${sidecar.outboundPort}/loop`);
     assert.equal(r.status, 400);
     assert.match(r.body, /outbound listener itself/);
+  });
+
+  it('an IPv6 zone ID in the destination is refused with 400 bad_request, and the sidecar keeps serving', async () => {
+    // fe80::/10 is outside every boundary here, so the hop would be TLS: before, H2Dispatcher's
+    // new URL() threw on the zone and the process died.
+    for (const head of ['GET http://[fe80::1%25eth0]:8080/x HTTP/1.1\r\nHost: x\r\n', 'GET /x HTTP/1.1\r\nHost: [fe80::1%eth0]:8080\r\n']) {
+      const raw = await rawRequest(`${head}Connection: close\r\n\r\n`);
+      assert.match(raw, /^HTTP\/1\.1 400/, raw.slice(0, 80) || 'no answer');
+      assert.match(raw, /"bad_request".*zone ID/);
+    }
+    assert.equal(sidecar.proc.exitCode ?? sidecar.proc.signalCode, null, 'the sidecar is still running');
+    assert.equal((await viaProxy(sidecar.outboundPort, appUrl('/after-zone'))).status, 200);
   });
 
   it('no issued token appears in the sidecar\'s stdout, stderr or audit log, nor in the issuer\'s log', async () => {

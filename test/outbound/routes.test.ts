@@ -44,6 +44,14 @@ test('refuses targets it cannot route: no Host, https://, credentials, bad hosts
   }
 });
 
+test('refuses IPv6 zone IDs with 400 bad_request', () => {
+  for (const [url, host] of [['http://[fe80::1%25eth0]:8080/x', null], ['/x', '[::1%lo]:9'], ['http://[::1%25lo]/', null]] as const) {
+    const t = outboundTarget(fakeReq(url, host === null ? [] : ['Host', host]));
+    assert.ok(t instanceof RequestRefused && t.code === 'bad_request', `${url} ${host ?? ''}`);
+    assert.match(t.message, /zone ID/);
+  }
+});
+
 const route = (name: string, hosts: string[], token: OutboundRouteSpec['token'] = null): OutboundRouteSpec =>
   ({ name, hosts, token, tls: 'mtls', trust: 'auto' });
 
