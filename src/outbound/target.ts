@@ -5,11 +5,11 @@
 // The path and query are passed on exactly as sent: the destination, not the sidecar, interprets
 // them (outbound authorization is by host, not by path).
 import { h2Authority, type AnyRequest } from '../http/h2.ts';
-import { isIP } from 'node:net';
+import { canonicalHost } from '../http/ip.ts';
 import { RequestRefused } from '../errors.ts';
 
 export interface OutboundTarget {
-  /** Lowercase host name without a trailing dot, or an IP literal (IPv6 without brackets). */
+  /** Lowercase host name without a trailing dot, or an IP literal in canonical form (http/ip.ts; IPv6 without brackets). */
   readonly host: string;
   /** The port the app named, or null (80 for plaintext, 443 when TLS is originated). */
   readonly port: number | null;
@@ -47,16 +47,16 @@ export function outboundTarget(req: AnyRequest): OutboundTarget | RequestRefused
 
 function withAuthority(authority: string, path: string, absolute: boolean): OutboundTarget | RequestRefused {
   if (authority.includes('@')) return new RequestRefused('bad_request', 'credentials in the request URL are not forwarded; remove user:password@');
-  let host: string;
+  let host: string | null;
   let portText = '';
   if (authority.startsWith('[')) {
     const close = authority.indexOf(']');
     if (close === -1) return badHost();
-    host = authority.slice(1, close);
+    const literal = authority.slice(1, close);
     // fe80::1%25eth0: which interface a zone names is known only on the app's own host; a
     // service-to-service destination never needs one (and net.isIP accepts it, URL does not).
-    if (host.includes('%')) return new RequestRefused('bad_request', 'IPv6 zone IDs (the %25… in [fe80::1%25eth0]) are not accepted in outbound destinations: a zone names a link of this host, never a service');
-    if (isIP(host) !== 6) return badHost();
+    if (literal.includes('%')) return new RequestRefused('bad_request', 'IPv6 zone IDs (the %25… in [fe80::1%25eth0]) are not accepted in outbound destinations: a zone names a link of this host, never a service');
+    host = canonicalHost(literal);
     const after = authority.slice(close + 1);
     if (after !== '' && !after.startsWith(':')) return badHost();
     portText = after.slice(1);
@@ -67,8 +67,11 @@ function withAuthority(authority: string, path: string, absolute: boolean): Outb
     if (colon !== -1) { portText = authority.slice(colon + 1); if (portText === '') return badHost(); }
     host = host.toLowerCase();
     if (host.endsWith('.')) host = host.slice(0, -1);
-    if (isIP(host) === 0 && (host.length > 253 || !HOST_NAME.test(host))) return badHost();
+    // A name keeps its text; an IPv4 address in any spelling the resolver would dial (127.1,
+    // 0x7f.1) becomes dotted decimal, so routes, boundaries and the loop check see the address.
+    host = host.length > 253 || !HOST_NAME.test(host) ? null : canonicalHost(host);
   }
+  if (host === null) return badHost();
   let port: number | null = null;
   if (portText !== '') {
     if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) return badHost();

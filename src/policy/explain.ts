@@ -3,6 +3,7 @@
 // policy set without traffic and a `policy test` table can pin its behaviour.
 import { RequestRefused, ERROR_STATUS, type ErrorCode } from '../errors.ts';
 import { normalizeTarget } from './normalize.ts';
+import { canonicalHost } from '../http/ip.ts';
 import type { Decision, PolicySet, TokenClaims } from './types.ts';
 
 export interface InboundQuestion {
@@ -98,7 +99,9 @@ export async function explainOutbound(set: PolicySet, url: string, unrouted: 'pa
   ]);
   const u = new URL(url);
   if (u.protocol !== 'http:') throw new Error(`the app speaks plain http:// to the outbound listener; '${url}' is not`);
-  const host = u.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  // As the outbound listener reads it: an IPv4-mapped address is its IPv4 address (http/ip.ts).
+  const bare = u.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  const host = canonicalHost(bare) ?? bare;
   const route = new RouteTable(set.routes, null).lookup(host);
   const spec = route ? set.routes.find((r) => r.name === route.name)! : null;
   const boundary = await new DestinationClassifier(() => set).classify(host);

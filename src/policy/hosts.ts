@@ -2,14 +2,28 @@
 // them (the `tls: none` rule). Host globs use '.' as the separator: `*.svc.cluster.local`.
 import { BlockList, isIP, isIPv4 } from 'node:net';
 import { compileHostGlob, type GlobMatcher } from './glob.ts';
+import { canonicalHost } from '../http/ip.ts';
 import type { TrustBoundarySpec } from './types.ts';
 
 const LABEL = /^[a-z0-9_*-]+$/;
 
+/**
+ * A host pattern as routes and boundaries keep it: an IP literal in the canonical form the
+ * outbound listener brings destinations to (http/ip.ts: `127.1` and `0:0:0:0:0:0:0:1` are
+ * `127.0.0.1` and `::1`), anything else as written; null for an IP literal that is not valid.
+ */
+export function canonicalHostPattern(host: string): string | null {
+  return host.includes('*') ? host : canonicalHost(host);
+}
+
 /** Why `host` is not a valid host pattern, or null when it is. */
 export function hostPatternProblem(host: string): string | null {
-  if (isIP(host) !== 0) return null;
-  if (host.includes(':')) return 'is not a valid IP address (IPv6 literals are written without brackets)';
+  const canonical = canonicalHostPattern(host);
+  if (canonical === null) {
+    return host.includes(':') ? 'is not a valid IP address (IPv6 literals are written without brackets)'
+      : 'is not a valid IPv4 address, and a name cannot end in a numeric label';
+  }
+  if (isIP(canonical) !== 0) return null;
   for (const label of host.split('.')) {
     if (label === '') return 'must not have empty labels (no leading, trailing or doubled dots)';
     if (label.length > 63) return 'has a label longer than 63 characters';

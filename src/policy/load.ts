@@ -26,6 +26,7 @@ import type { AuthorizationPolicyDoc, PolicyDoc } from './document-schemas.ts';
 import { buildPolicySet } from './set.ts';
 import type { OutboundRouteSpec, PolicyDocumentRef, PolicySet, TrustBoundarySpec } from './types.ts';
 import { documentProblems, setProblems, type LocatedDoc } from './validate.ts';
+import { canonicalHostPattern } from './hosts.ts';
 
 const POLICY_FILE = /^[^.].*\.ya?ml$/;
 
@@ -132,6 +133,7 @@ export function policySetFromSources(sources: readonly PolicySource[], dir = '')
       const doc = js as PolicyDoc;
       const semanticIssues = documentProblems(doc);
       if (semanticIssues.length > 0) return semanticIssues.forEach(report);
+      canonicalizeHosts(doc);
       const located = { doc, file, index };
       valid.push(located);
       where.set(located, { document, yaml, lines });
@@ -205,11 +207,21 @@ function lineOf(yaml: Document, lines: LineCounter, path: readonly (string | num
   return undefined;
 }
 
+/**
+ * IP literals in a route's or boundary's hosts in the form destinations are matched in (set-level
+ * checks, routes and boundaries all see `127.0.0.1` for `127.1`); every host is valid by now.
+ * Index for index, so that a problem found later names the host where it is written; two
+ * spellings of one address in one document are made one host in the spec (toRouteSpec).
+ */
+function canonicalizeHosts(doc: PolicyDoc): void {
+  if (doc.kind !== 'AuthorizationPolicy' && doc.spec.hosts) doc.spec.hosts = doc.spec.hosts.map((h) => canonicalHostPattern(h)!);
+}
+
 function toRouteSpec(doc: PolicyDoc & { kind: 'OutboundRoute' }): OutboundRouteSpec {
   const t = doc.spec.token;
   return {
     name: doc.metadata.name,
-    hosts: [...doc.spec.hosts],
+    hosts: [...new Set(doc.spec.hosts)],
     token: t
       ? { audience: t.audience, scopes: [...(t.scopes ?? [])], header: (t.header ?? 'authorization').toLowerCase(), scheme: t.scheme ?? 'Bearer' }
       : null,
@@ -219,5 +231,5 @@ function toRouteSpec(doc: PolicyDoc & { kind: 'OutboundRoute' }): OutboundRouteS
 }
 
 function toBoundarySpec(doc: PolicyDoc & { kind: 'TrustBoundary' }): TrustBoundarySpec {
-  return { name: doc.metadata.name, cidrs: [...(doc.spec.cidrs ?? [])], hosts: [...(doc.spec.hosts ?? [])] };
+  return { name: doc.metadata.name, cidrs: [...(doc.spec.cidrs ?? [])], hosts: [...new Set(doc.spec.hosts)] };
 }

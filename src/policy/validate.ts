@@ -162,9 +162,10 @@ export function setProblems(docs: readonly LocatedDoc[], boundaries: readonly Tr
     const spec = at.doc.spec;
     spec.hosts.forEach((host, i) => {
       const owner = hostOwner.get(host);
-      if (owner) {
+      // (The same route may name one address twice, in two spellings: 127.1 and 127.0.0.1.)
+      if (owner && owner !== at) {
         problems.push({ at, path: ['spec', 'hosts', i], message: `host '${host}' is already routed by OutboundRoute '${owner.doc.metadata.name}'` });
-      } else {
+      } else if (!owner) {
         hostOwner.set(host, at);
       }
       if (spec.tls === 'none' && index.containing(host) === null) {

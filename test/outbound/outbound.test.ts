@@ -208,6 +208,17 @@ describe('outbound path with the real issuer', () => {
     assert.equal((await viaProxy(sidecar.outboundPort, appUrl('/after-zone'))).status, 200);
   });
 
+  it('an IP address in another spelling gets its route and token: 127.1, 0x7f.1, [::ffff:127.0.0.1]', async () => {
+    for (const host of ['127.1', '0x7f.1', '2130706433', '[::ffff:127.0.0.1]', '[::FFFF:7f00:1]']) {
+      const r = await viaProxy(sidecar.outboundPort, appUrl('/spelled', host));
+      assert.equal(r.status, 200, host);
+      assert.equal(decodeJwt(bearer(echoed(r).headers)).aud, 'api://payments', `${host}: the route's token`);
+    }
+    const line = await auditLine((l) => l.path === '/spelled');
+    assert.equal(line?.policy, 'payments');
+    assert.equal((line?.peer as { address: string }).address, `127.1:${new URL(app.upstream).port}`, 'audited as the app named it');
+  });
+
   it('no issued token appears in the sidecar\'s stdout, stderr or audit log, nor in the issuer\'s log', async () => {
     assert.ok(tokensSeen.size >= 2);
     const logs = [sidecar.stdout(), sidecar.stderr(), await readFile(audit, 'utf8'), issuer.stderr()];

@@ -44,11 +44,31 @@ test('refuses targets it cannot route: no Host, https://, credentials, bad hosts
   }
 });
 
-test('refuses IPv6 zone IDs with 400 bad_request', () => {
+test('an IP literal in any spelling names its address in canonical form, as the resolver would dial it', () => {
+  const cases: Array<[string, string | null, string]> = [
+    ['http://127.1:8080/x', null, '127.0.0.1'], ['http://0x7f.1/x', null, '127.0.0.1'], ['http://2130706433/x', null, '127.0.0.1'],
+    ['http://[0:0:0:0:0:0:0:1]:8080/x', null, '::1'], ['http://[::FFFF:127.0.0.1]/x', null, '127.0.0.1'], ['http://[::ffff:a00:5]/x', null, '10.0.0.5'],
+    ['/x', '127.1:8080', '127.0.0.1'], ['/x', '[0:0::1]:9', '::1'], ['http://127.0.0.1./x', null, '127.0.0.1'],
+  ];
+  for (const [url, host, canonical] of cases) {
+    const t = outboundTarget(fakeReq(url, host === null ? [] : ['Host', host]));
+    assert.ok(!(t instanceof RequestRefused), `${url} ${host ?? ''}`);
+    assert.equal(t.host, canonical, `${url} ${host ?? ''}`);
+  }
+  const t = outboundTarget(fakeReq('http://127.1:8080/x', []));
+  assert.ok(!(t instanceof RequestRefused));
+  assert.equal(t.authority, '127.1:8080', 'the destination\'s Host stays as the app wrote it');
+});
+
+test('refuses IPv6 zone IDs, unbracketed IPv6 and IP-like hosts that are no address with 400 bad_request', () => {
   for (const [url, host] of [['http://[fe80::1%25eth0]:8080/x', null], ['/x', '[::1%lo]:9'], ['http://[::1%25lo]/', null]] as const) {
     const t = outboundTarget(fakeReq(url, host === null ? [] : ['Host', host]));
     assert.ok(t instanceof RequestRefused && t.code === 'bad_request', `${url} ${host ?? ''}`);
     assert.match(t.message, /zone ID/);
+  }
+  for (const [url, host] of [['/x', '::1'], ['http://1.2.3.4.5/', null], ['http://foo.123/', null], ['http://[1::2::3]/', null], ['http://256.1.1.1/', null]] as const) {
+    const t = outboundTarget(fakeReq(url, host === null ? [] : ['Host', host]));
+    assert.ok(t instanceof RequestRefused && t.code === 'bad_request', `${url} ${host ?? ''}`);
   }
 });
 

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { loadPolicyDir } from '../../src/policy/load.ts';
 import { explainInbound, explainOutbound } from '../../src/policy/explain.ts';
 import { runCases, loadCases } from '../../src/policy/cases.ts';
+import { loadSet, route } from './helpers.ts';
 import { BIN, REPO } from '../support/sidecar.ts';
 
 const run = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => new Promise((resolve) => {
@@ -71,6 +72,16 @@ describe('policy explain for outbound calls', () => {
     assert.equal(unrouted.route, null);
     assert.equal(unrouted.token, null);
     assert.equal(unrouted.transport, 'plaintext');
+  });
+
+  it('reads an IP address in any spelling as the outbound listener does, and finds its route', async () => {
+    const set = loadSet({ 'r.yaml': route('ip', '{ hosts: ["10.0.0.5", "::1"], tls: mtls }') });
+    for (const url of ['http://[::ffff:10.0.0.5]/', 'http://[::FFFF:a00:5]/', 'http://10.0.5/', 'http://0xa.0.0.5/', 'http://[0:0:0:0:0:0:0:1]/']) {
+      const out = await explainOutbound(set, url);
+      assert.equal(out.route, 'ip', url);
+      assert.equal(out.transport, 'mtls', url);
+    }
+    assert.equal((await explainOutbound(set, 'http://[::ffff:10.0.0.5]/')).host, '10.0.0.5');
   });
 
   it('runs as a CLI with --to', async () => {

@@ -9,6 +9,7 @@ import { ConfigError } from '../../src/errors.ts';
 import { loadPolicyDir, policySetFromSources, PolicySetError } from '../../src/policy/load.ts';
 import { emptyPolicySet } from '../../src/policy/types.ts';
 import { boundary, loadSet, policy, refusedSet, route } from './helpers.ts';
+import { RouteTable } from '../../src/outbound/routes.ts';
 
 const EMPTY_DIGEST = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 const ALLOW_BILLING = policy('orders', `- name: billing-reads
@@ -226,6 +227,27 @@ describe('policy loading and validation', () => {
     for (const header of ['Host', 'content-length', 'x-authproxy-principal', 'cookie']) {
       const err = refusedSet({ 'r.yaml': route('r', `{ hosts: [a.example.com], token: { audience: x, header: ${header} } }`) });
       assert.equal(err.field, 'spec.token.header', header);
+    }
+  });
+
+  it('keeps IP literals of routes and boundaries in canonical form, so any spelling meets the canonical destination', () => {
+    const set = loadSet({
+      'b.yaml': boundary('b', '{ cidrs: ["10.0.0.0/8"], hosts: ["0:0:0:0:0:0:0:1", "*.svc"] }'),
+      'r.yaml': route('r', '{ hosts: ["127.1", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1", "::ffff:10.0.0.5", "0x0a.1", a.example] }'),
+    });
+    assert.deepEqual(set.routes[0]!.hosts, ['127.0.0.1', '::1', '10.0.0.5', '10.0.0.1', 'a.example'], 'two spellings of 127.0.0.1 are one host');
+    assert.deepEqual(set.boundaries[0]!.hosts, ['::1', '*.svc']);
+    const table = new RouteTable(set.routes, null);
+    for (const host of ['127.0.0.1', '::1', '10.0.0.5', '10.0.0.1']) assert.equal(table.lookup(host)?.name, 'r', host);
+    assert.equal(set.boundaryOf('::1'), 'b');
+    // tls: none is checked against the canonical address: ::ffff:10.0.0.5 is inside 10.0.0.0/8.
+    assert.equal(loadSet({ 'b.yaml': boundary('b', '{ cidrs: ["10.0.0.0/8"] }'), 'r.yaml': route('p', '{ hosts: ["::ffff:10.0.0.5", "10.1"], tls: none }') })
+      .routes[0]!.tls, 'none');
+    // One address under two spellings in two routes is routed twice, and refused as such.
+    const err = refusedSet({ 'r.yaml': `${route('one', '{ hosts: ["10.0.0.5"] }')}---\n${route('two', '{ hosts: ["::ffff:10.0.0.5"] }')}` });
+    assert.match(err.message, /host '10\.0\.0\.5' is already routed by OutboundRoute 'one'/);
+    for (const bad of ['1.2.3.4.5', 'foo.123', '256.0.0.1', '1::2::3']) {
+      assert.equal(refusedSet({ 'r.yaml': route('r', `{ hosts: ["${bad}"] }`) }).field, 'spec.hosts[0]', bad);
     }
   });
 
