@@ -38,6 +38,11 @@ export class DestinationClassifier {
     return addresses === undefined ? undefined : addressesBoundary(set, addresses);
   }
 
+  /** The DNS answer held for a name (no lookup is made), or undefined. */
+  cachedAddresses(host: string): readonly string[] | undefined {
+    return this.#answers.get(host);
+  }
+
   async classify(host: string): Promise<string | null> {
     const known = this.peek(host);
     if (known !== undefined) return known;

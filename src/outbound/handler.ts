@@ -12,7 +12,6 @@ import { h2HeadersOverLimit, headersTooLargeMessage } from '../http/header-limit
 import { incomingBudgetMs } from '../forward/deadline.ts';
 import { ResponseRelay, type UpstreamOptions } from '../forward/upstream.ts';
 import { hasBody } from '../forward/body-limit.ts';
-import { isLoopbackHost } from '../tokens/settings.ts';
 import type { CachedToken } from '../tokens/cache.ts';
 import { outboundTarget, type OutboundTarget } from './target.ts';
 import { routeTableFor, type CompiledRoute } from './routes.ts';
@@ -21,9 +20,13 @@ import type { DestinationClassifier } from '../boundary/classify.ts';
 import { destinationHeaders } from './headers.ts';
 import { outboundAuditRecord } from './audit.ts';
 import type { OutboundAgents } from './agents.ts';
+import { HOP_HEADER, type LoopGuard } from './loop.ts';
 
 export const JIT_HEADER = 'x-authproxy-jit';
 const APPROVAL_ID = /^[A-Za-z0-9._~:-]{1,256}$/;
+// Loops (loop.ts): found before sending, or when the request comes back marked as this sidecar's.
+const SELF = 'the destination is this outbound listener itself';
+const CAME_BACK = `${SELF}: the request came back to it with the ${HOP_HEADER} it was sent on with`;
 
 export interface OutboundForwarding {
   agents: OutboundAgents;
@@ -36,7 +39,7 @@ interface Call { req: IncomingMessage; res: ServerResponse; start: number; reque
 /** Where and how the hop goes, once decided. */
 interface Hop { target: OutboundTarget; route: CompiledRoute | null; carriage: Carriage; boundary: string | null; port: number }
 
-export function outboundHandler(rt: Runtime, fwd: OutboundForwarding): (req: IncomingMessage, res: ServerResponse) => void {
+export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: LoopGuard): (req: IncomingMessage, res: ServerResponse) => void {
   const requestTimeout = rt.config.requestTimeoutMs;
   const denyUnrouted = rt.config.outboundUnrouted === 'deny';
   const maxHeaderBytes = rt.config.maxHeaderBytes;
@@ -51,6 +54,7 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding): (req: Inc
 
     const target = outboundTarget(req);
     if (target instanceof RequestRefused) { refused(call, null, null, target.code, target.message, target.message); return; }
+    if (loop.cameBack(req.headers)) { refused(call, target, null, 'bad_request', CAME_BACK, CAME_BACK); return; }
     const route = routeTableFor(rt.policy, rt.tokens).lookup(target.host);
     if (route === null && denyUnrouted) {
       const msg = `no OutboundRoute for ${target.host}, and unrouted destinations are refused (--outbound-unrouted deny)`;
@@ -79,11 +83,7 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding): (req: Inc
     const { req } = call;
     const carriage = carriageFor(route?.tls ?? null, route?.trust ?? null, boundary);
     const port = target.port ?? defaultPort(carriage.transport);
-    if (port === req.socket.localPort && isLoopbackHost(target.host)) {
-      const msg = 'the destination is this outbound listener itself';
-      refused(call, target, route, 'bad_request', msg, msg);
-      return;
-    }
+    if (loop.isSelf(target.host, port, fwd.classifier)) { refused(call, target, route, 'bad_request', SELF, SELF); return; }
     const hop: Hop = { target, route, carriage, boundary, port };
 
     const jit = req.headers[JIT_HEADER];
@@ -140,6 +140,7 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding): (req: Inc
     const deadlineAt = Date.now() + (budget === null ? requestTimeout : Math.min(requestTimeout, budget));
     const host = target.host.includes(':') ? `[${target.host}]` : target.host;
     const origin = `${transport === 'plaintext' ? 'http' : 'https'}://${host}:${port}`;
+    if (transport === 'plaintext') h.headers.push(HOP_HEADER, loop.hopId);
     const body: Readable | null = hasBody(req) ? req : null;
     const destination = `${host}:${port}`;
     rt.inFlight++;

@@ -20,15 +20,12 @@ import { H2_MAX_SESSION_MEMORY_MB } from '../http/h2.ts';
 import { h2AdvertisedHeaderListSize, headersTooLargeMessage } from '../http/header-limit.ts';
 import { serverLimits, cutIdleConnections } from '../inbound/limits.ts';
 import { outboundHandler, type OutboundForwarding } from './handler.ts';
+import { LoopGuard } from './loop.ts';
 
 /** The listening socket, plus a way to end its connections when the drain is over. */
 export interface OutboundServer { listener: NetServer; closeAllConnections(): void }
 
 export function createOutboundServer(rt: Runtime, fwd: OutboundForwarding): OutboundServer {
-  const server = createHttp1Server(rt, fwd);
-  const h2c = createH2cServer({ settings: { maxHeaderListSize: h2AdvertisedHeaderListSize(rt.config.maxHeaderBytes) }, maxSessionMemory: H2_MAX_SESSION_MEMORY_MB });
-  cutIdleConnections(h2c, rt.config.clientIdleTimeoutMs);
-  h2c.on('request', outboundHandler(rt, fwd));
   // net.Server keeps Nagle on unless told (http.Server turns it off): off, as on every hop.
   const listener = createNetServer({ noDelay: true }, (socket) => {
     // A client that connects and sends nothing is cut like a slow header block (slowloris).
@@ -42,6 +39,12 @@ export function createOutboundServer(rt: Runtime, fwd: OutboundForwarding): Outb
       socket.resume();
     });
   });
+  // One handler, so one loop guard (one hop id) for both protocols.
+  const handle = outboundHandler(rt, fwd, new LoopGuard(listener));
+  const server = createHttp1Server(rt, handle);
+  const h2c = createH2cServer({ settings: { maxHeaderListSize: h2AdvertisedHeaderListSize(rt.config.maxHeaderBytes) }, maxSessionMemory: H2_MAX_SESSION_MEMORY_MB });
+  cutIdleConnections(h2c, rt.config.clientIdleTimeoutMs);
+  h2c.on('request', handle);
   return { listener, closeAllConnections: trackConnections(listener) };
 }
 
@@ -62,11 +65,11 @@ function dispatchByPreface(socket: Socket, to: (isH2: boolean) => void): void {
   socket.on('data', onData);
 }
 
-function createHttp1Server(rt: Runtime, fwd: OutboundForwarding): Server {
+function createHttp1Server(rt: Runtime, handle: ReturnType<typeof outboundHandler>): Server {
   const c = rt.config;
   const server = createServer(serverLimits(c));
   cutIdleConnections(server, c.clientIdleTimeoutMs);
-  server.on('request', outboundHandler(rt, fwd));
+  server.on('request', handle);
   const refuseSocket = (socket: Duplex, message: string): void => {
     refuseRaw(socket, 'bad_request', message, randomUUID());
     rt.metrics.request('outbound', 'deny', 400, 0);

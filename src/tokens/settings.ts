@@ -2,6 +2,8 @@
 // has to merge them. Each key is also a run flag (kebab-case), like every other config key.
 import { ConfigError } from '../errors.ts';
 import { parseDuration } from '../config/duration.ts';
+import { isIP } from 'node:net';
+import { isLoopbackIp } from '../http/ip.ts';
 
 export interface TokenSettings {
   /** Explicit token endpoint; null = discovered from `issuer`. */
@@ -118,7 +120,8 @@ function checkIssuerUrl(value: string, field: string, clientAuth: string): void 
   }
 }
 
-export function isLoopbackHost(hostname: string): boolean {
+/** `hostname` as URL prints it (canonical; IPv6 in brackets). */
+function isLoopbackHost(hostname: string): boolean {
   const h = hostname.replace(/^\[|\]$/g, '');
-  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+  return h === 'localhost' || (isIP(h) !== 0 && isLoopbackIp(h));
 }

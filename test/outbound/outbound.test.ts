@@ -5,14 +5,15 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { connect } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { randomUUID } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { SERVER_ID, type TestPki } from '../support/pki.ts';
 import type { TestApp } from '../support/app.ts';
 import type { Sidecar } from '../support/sidecar.ts';
 import { startOutboundFixture, type OutboundFixture } from './fixture.ts';
 import { curl } from '../support/clients.ts';
-import { waitForAuditLine, type AuditLine } from '../support/audit.ts';
+import { auditLines, waitForAuditLine, type AuditLine } from '../support/audit.ts';
 import { startIssuerProcess, viaProxy, echoed, bearer, type IssuerProcess } from '../tokens/support.ts';
 
 const ROUTES = `apiVersion: authproxy.dev/v1
@@ -183,6 +184,13 @@ describe('outbound path with the real issuer', () => {
     const timer = setTimeout(() => { s.destroy(); resolve(out); }, timeoutMs);
     s.setEncoding('utf8').on('data', (d: string) => { out += d; }).on('end', () => { clearTimeout(timer); resolve(out); }).on('error', reject);
   });
+  const get = (target: string, requestId: string): Promise<string> =>
+    rawRequest(`GET ${target} HTTP/1.1\r\nHost: x\r\nx-request-id: ${requestId}\r\nConnection: close\r\n\r\n`);
+  /** Every audit record of one request, once the writer has had time to write them (a loop would keep writing). */
+  const recordsOf = async (requestId: string): Promise<AuditLine[]> => {
+    await new Promise((r) => setTimeout(r, 300));
+    return (await auditLines(audit)).filter((l) => l.requestId === requestId);
+  };
 
   it('CONNECT tunnels are refused with 400 and a message saying to send http:// URLs', async () => {
     const raw = await rawRequest('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
@@ -194,6 +202,41 @@ describe('outbound path with the real issuer', () => {
     const r = await viaProxy(sidecar.outboundPort, `http://127.0.0.1:${sidecar.outboundPort}/loop`);
     assert.equal(r.status, 400);
     assert.match(r.body, /outbound listener itself/);
+  });
+
+  it('the outbound listener under any other spelling of a loopback or local address is refused with 400, audited once', async () => {
+    const port = sidecar.outboundPort;
+    for (const host of [`127.1:${port}`, `[::ffff:127.0.0.1]:${port}`, `0x7f.1:${port}`, `2130706433:${port}`, `0.0.0.0:${port}`, `localhost:${port}`]) {
+      const id = randomUUID();
+      const raw = await get(`http://${host}/loop`, id);
+      assert.match(raw, /^HTTP\/1\.1 400/, `${host}: ${raw.slice(0, 80) || 'no answer (looping)'}`);
+      assert.match(raw, /"bad_request".*outbound listener itself/);
+      const records = await recordsOf(id);
+      assert.deepEqual(records.map((l) => [l.decision, l.code]), [['deny', 'bad_request']], `${host}: ${records.length} records`);
+    }
+  });
+
+  it('a request that a port redirect brings back to the listener is refused by its hop marker: 400 after one round, not a loop', async () => {
+    // Port R forwards every connection to the outbound listener, as a NAT rule could: the
+    // address check cannot see that 127.0.0.1:R is this listener; the marker it sent with does.
+    const conns = new Set<Socket>();
+    const redirect = createNetServer((c) => {
+      const s = connect(sidecar.outboundPort, '127.0.0.1');
+      for (const x of [c, s]) { conns.add(x); x.on('error', () => { c.destroy(); s.destroy(); }); }
+      c.pipe(s).pipe(c);
+    });
+    await new Promise<void>((resolve) => redirect.listen(0, '127.0.0.1', resolve));
+    try {
+      const id = randomUUID();
+      const raw = await get(`http://127.0.0.1:${(redirect.address() as AddressInfo).port}/redirected`, id);
+      assert.match(raw, /^HTTP\/1\.1 400/, raw.slice(0, 80) || 'no answer (looping)');
+      assert.match(raw, /came back to it with the x-authproxy-hop/);
+      const records = await recordsOf(id);
+      assert.deepEqual(records.map((l) => [l.decision, l.code]), [['allow', null], ['deny', 'bad_request']], `${records.length} records`);
+    } finally {
+      redirect.close();
+      for (const c of conns) c.destroy();
+    }
   });
 
   it('an IPv6 zone ID in the destination is refused with 400 bad_request, and the sidecar keeps serving', async () => {
@@ -212,7 +255,10 @@ describe('outbound path with the real issuer', () => {
     for (const host of ['127.1', '0x7f.1', '2130706433', '[::ffff:127.0.0.1]', '[::FFFF:7f00:1]']) {
       const r = await viaProxy(sidecar.outboundPort, appUrl('/spelled', host));
       assert.equal(r.status, 200, host);
-      assert.equal(decodeJwt(bearer(echoed(r).headers)).aud, 'api://payments', `${host}: the route's token`);
+      const h = echoed(r).headers;
+      assert.equal(decodeJwt(bearer(h)).aud, 'api://payments', `${host}: the route's token`);
+      // Sent on every plaintext hop: how a request that comes back is recognised.
+      assert.match(h['x-authproxy-hop']!, /^[0-9a-f-]{36}$/);
     }
     const line = await auditLine((l) => l.path === '/spelled');
     assert.equal(line?.policy, 'payments');
