@@ -1,7 +1,8 @@
 // One outbound request from the app, top to bottom:
 // target → route → (unrouted: pass through or refuse) → JIT approval → token → audit → forward.
 // The decision is made once, audited once, and used for the response. A routed request whose
-// token cannot be obtained is refused with 503 token_unavailable and never leaves the pod.
+// token cannot be obtained is refused with 503 token_unavailable and never leaves the pod; so is
+// one whose deadline passes while it waits for the issuer.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Runtime } from '../runtime/state.ts';
@@ -34,8 +35,11 @@ export interface OutboundForwarding {
   classifier: DestinationClassifier;
 }
 
-/** Per request: what every step needs to answer or audit. */
-interface Call { req: IncomingMessage; res: ServerResponse; start: number; requestId: string }
+/**
+ * Per request: what every step needs to answer or audit. The deadline (epoch ms) is fixed on
+ * arrival, so time spent on DNS and on waiting for a token counts against it.
+ */
+interface Call { req: IncomingMessage; res: ServerResponse; start: number; requestId: string; deadlineAt: number; budgetMs: number }
 /** Where and how the hop goes, once decided. */
 interface Hop { target: OutboundTarget; route: CompiledRoute | null; carriage: Carriage; boundary: string | null; port: number }
 
@@ -48,7 +52,9 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
   return function handle(req, res) {
     const start = performance.now();
     const requestId = requestIdFrom(req.headers['x-request-id']);
-    const call: Call = { req, res, start, requestId };
+    const incoming = incomingBudgetMs(req.headers['x-authproxy-deadline'], req.headers['grpc-timeout']);
+    const budgetMs = incoming === null ? requestTimeout : Math.min(requestTimeout, incoming);
+    const call: Call = { req, res, start, requestId, deadlineAt: Date.now() + budgetMs, budgetMs };
     // The app's h2c requests; HTTP/1.1's parser has refused such a request already (header-limit.ts).
     if (h2HeadersOverLimit(req, maxHeaderBytes)) { refused(call, null, null, 'headers_too_large', headersTooLarge, headersTooLarge); return; }
 
@@ -118,7 +124,7 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
     if (cached !== undefined) { send(call, hop, cached, reason); return; }
     // Waiting for the issuer counts as in flight, so a drain does not cut it short.
     rt.inFlight++;
-    tokens.obtain(tt).then((t) => {
+    withinDeadline(tokens.obtain(tt), call).then((t) => {
       rt.inFlight--;
       if (!call.res.destroyed) send(call, hop, t, reason);
     }, (e: unknown) => {
@@ -136,8 +142,6 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
     const rtoken = route?.token ?? null;
     const h = destinationHeaders(req, target.absolute ? target.authority : null, rtoken?.header ?? null,
       token === null || rtoken === null ? null : token.header(rtoken.scheme), requestId, transport === 'mtls');
-    const budget = incomingBudgetMs(req.headers['x-authproxy-deadline'], req.headers['grpc-timeout']);
-    const deadlineAt = Date.now() + (budget === null ? requestTimeout : Math.min(requestTimeout, budget));
     const host = target.host.includes(':') ? `[${target.host}]` : target.host;
     const origin = `${transport === 'plaintext' ? 'http' : 'https'}://${host}:${port}`;
     if (transport === 'plaintext') h.headers.push(HOP_HEADER, loop.hopId);
@@ -146,7 +150,7 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
     rt.inFlight++;
     fwd.options.retryBudget.recordRequest();
     new ResponseRelay(fwd.agents.for(carriage, req.httpVersionMajor === 2), origin, {
-      req, res, path: target.path, headers: h.headers, deadlineAt,
+      req, res, path: target.path, headers: h.headers, deadlineAt: call.deadlineAt,
       deadlineValueAt: h.deadlineValueAt, grpcTimeoutValueAt: h.grpcTimeoutValueAt,
       // The forwarder's messages speak of "the app"; on this path the far side is the destination.
       onError: (code, message) => refuse(res, code, message.replace('the app', `destination ${destination}`), requestId),
@@ -156,4 +160,20 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
       },
     }, body, fwd.options).start();
   }
+}
+
+/**
+ * The token, or a refusal reason once the request's deadline has passed. Only this request stops
+ * waiting: the issuer call goes on (bounded by its own timeout), and the other requests waiting
+ * on it (single flight) still get its token. 503 token_unavailable rather than 504
+ * upstream_timeout: no token was obtained and nothing was sent to the destination. (A plain
+ * Error: the token modules are loaded only when an issuer is configured, runtime/start.ts.)
+ */
+function withinDeadline(token: Promise<CachedToken>, call: Call): Promise<CachedToken> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the issuer did not answer within the request's deadline (${call.budgetMs} ms)`)),
+      Math.max(0, call.deadlineAt - Date.now()));
+  });
+  return Promise.race([token, late]).finally(() => clearTimeout(timer));
 }

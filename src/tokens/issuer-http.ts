@@ -6,7 +6,7 @@ import { rootCertificates } from 'node:tls';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { TlsMaterial } from '../identity/material.ts';
 
-/** Issuer calls must answer within this; a slow issuer must not hold requests for the app's timeout. */
+/** Each issuer call (connection, headers and the whole body) must be done within this; a slow issuer must not hold requests for the app's timeout. */
 export const ISSUER_TIMEOUT_MS = 10_000;
 /** Discovery documents, JWKS and token responses larger than this are refused (a padded 32 KB token fits many times). */
 const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
@@ -55,11 +55,18 @@ export class IssuerHttp {
   }
 
   async #send(url: string, opts: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string }, withCert: boolean, signal?: AbortSignal): Promise<IssuerResponse> {
+    // One deadline for the whole call, connect to last body byte. The agent's timeouts alone do
+    // not bound it: bodyTimeout is an idle timer between chunks, so an issuer that sends a byte
+    // every few seconds would hold the call (and every request waiting on it) indefinitely.
+    const deadline = AbortSignal.timeout(ISSUER_TIMEOUT_MS);
+    const abort = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    const failed = (e: unknown): IssuerUnreachable =>
+      new IssuerUnreachable(deadline.aborted ? timedOut() : describeTransportError(e), { cause: e });
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(url, { ...opts, dispatcher: this.dispatcher(withCert), ...(signal ? { signal } : {}) });
+      res = await request(url, { ...opts, dispatcher: this.dispatcher(withCert), signal: abort });
     } catch (e) {
-      throw new IssuerUnreachable(describeTransportError(e), { cause: e });
+      throw failed(e);
     }
     const chunks: Buffer[] = [];
     let bytes = 0;
@@ -71,7 +78,7 @@ export class IssuerHttp {
       }
     } catch (e) {
       if (e instanceof IssuerUnreachable) throw e;
-      throw new IssuerUnreachable(describeTransportError(e), { cause: e });
+      throw failed(e);
     }
     const text = Buffer.concat(chunks).toString('utf8');
     let body: unknown;
@@ -89,9 +96,11 @@ export class IssuerHttp {
 function describeTransportError(e: unknown): string {
   const err = e as { code?: string; name?: string; cause?: { code?: string } };
   const code = err.code ?? err.cause?.code ?? err.name ?? 'error';
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
-    return `issuer did not answer within ${ISSUER_TIMEOUT_MS / 1000}s (${code})`;
-  }
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return timedOut(code);
   if (code === 'AbortError' || code === 'UND_ERR_ABORTED') return 'issuer request aborted';
   return `issuer unreachable (${code})`;
+}
+
+function timedOut(code?: string): string {
+  return `issuer did not answer within ${ISSUER_TIMEOUT_MS / 1000}s${code ? ` (${code})` : ''}`;
 }

@@ -31,3 +31,10 @@ spec:
       action: deny
       to: [{ paths: ["/admin/**"] }]
 `;
+
+/** 127.0.0.0/8 inside a TrustBoundary: plaintext outbound hops to the test's loopback servers are allowed. */
+export const LOOPBACK_BOUNDARY = `apiVersion: authproxy.dev/v1
+kind: TrustBoundary
+metadata: { name: loopback }
+spec: { cidrs: ["127.0.0.0/8"] }
+`;

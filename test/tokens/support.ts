@@ -1,9 +1,11 @@
 // Shared by the token and outbound end-to-end tests: the dev issuer as its own process (so the
 // test counts token requests at the issuer, from its log), requests through the outbound
-// listener the way HTTP_PROXY clients send them, and JIT approvals through the issuer's channel.
+// listener the way HTTP_PROXY clients send them, JIT approvals through the issuer's channel, and a
+// drip-feeding issuer for the timeouts.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { request as httpRequest, type Agent as HttpAgent, type IncomingHttpHeaders } from 'node:http';
+import { createServer, request as httpRequest, type Agent as HttpAgent, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
 import { BIN, REPO } from '../support/sidecar.ts';
 
@@ -89,4 +91,44 @@ export function echoed(r: ProxyReply): { url: string; headers: Record<string, st
 export function bearer(headers: Record<string, string>): string {
   const a = headers.authorization ?? '';
   return a.startsWith('Bearer ') ? a.slice(7) : '';
+}
+
+export interface DripServer {
+  url: string;
+  /** Every request so far: path and form body. */
+  requests: Array<{ path: string; form: URLSearchParams }>;
+  close(): Promise<void>;
+}
+
+/**
+ * A slow issuer on a real socket: it answers 200 at once, then sends a space every 500 ms (so an
+ * idle timer between chunks never fires) and `body` as JSON after `afterMs` (0: at once;
+ * Infinity: never, until closed).
+ */
+export async function startDripServer(answer: (path: string, form: URLSearchParams, base: string) => { body: unknown; afterMs: number }): Promise<DripServer> {
+  const requests: DripServer['requests'] = [];
+  let base = '';
+  const server = createServer((req, res) => {
+    let raw = '';
+    req.setEncoding('utf8').on('data', (d: string) => { raw += d; }).on('end', () => {
+      const form = new URLSearchParams(raw);
+      requests.push({ path: req.url ?? '', form });
+      const { body, afterMs } = answer(req.url ?? '', form, base);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const started = Date.now();
+      const drip = (): void => {
+        if (Date.now() - started >= afterMs) { res.end(JSON.stringify(body)); return; }
+        res.write(' ');
+        timer = setTimeout(drip, 500);
+      };
+      let timer = setTimeout(drip, 0);
+      res.on('close', () => clearTimeout(timer));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url: base, requests,
+    close: () => { server.closeAllConnections(); return new Promise((r) => server.close(() => r())); },
+  };
 }
