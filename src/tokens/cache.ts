@@ -3,10 +3,10 @@
 //
 //   single flight   lru-cache's fetch() shares one in-flight issuer request among all concurrent
 //                   misses for a key.
-//   refresh ahead   an entry's lru ttl ends at `refreshFraction` of the token's lifetime, minus up
-//                   to 10% of the lifetime at random (so many sidecars do not refresh in step).
-//                   After that, requests are still served the cached token while one background
-//                   fetch replaces it.
+//   refresh ahead   an entry's lru ttl ends at `refreshFraction` of the token's usable life (its
+//                   lifetime minus the clock skew), minus up to 10% of that life at random (so
+//                   many sidecars do not refresh in step). After that, requests are still served
+//                   the cached token while one background fetch replaces it.
 //   outage          a failed refresh keeps the old token (allowStaleOnFetchRejection); it is
 //                   served until its expiry minus the clock skew, never after.
 //   backoff         after a failure the key's next issuer request waits 0.5 s, 1 s, 2 s… up to
@@ -67,7 +67,7 @@ export interface TokenCacheOptions {
   onFetched?: (req: TokenRequest, t: CachedToken) => void;
 }
 
-/** Refresh ahead starts up to this fraction of the lifetime earlier than refreshFraction. */
+/** Refresh ahead starts up to this fraction of the usable life earlier than refreshFraction. */
 const REFRESH_JITTER = 0.1;
 
 export class TokenCache {
@@ -155,28 +155,43 @@ export class TokenCache {
     try {
       issued = await this.#fetch(req, signal);
     } catch (e) {
-      const reason = e instanceof TokenUnavailable ? e.message : `token request failed (${(e as Error).name})`;
-      const attempts = (failure?.attempts ?? 0) + 1;
-      const ceiling = Math.min(o.backoffMaxMs, o.backoffBaseMs * 2 ** (attempts - 1));
-      // "Equal jitter": at least half the ceiling, so retries neither stampede nor starve.
-      const delay = ceiling / 2 + o.random() * (ceiling / 2);
-      this.#failures.set(key, { attempts, retryAt: o.now() + delay, reason });
-      o.onEvent('fetch_failed');
-      o.onFailure?.(req, reason);
-      throw new TokenUnavailable(reason, { cause: e });
+      return this.#failed(key, req, failure, e);
     }
-    this.#failures.delete(key);
     const lifetime = issued.lifetimeMs;
     // The lifetime counts from before the request was sent: never later than the issuer's clock.
     const expiresAt = start + lifetime;
     // Short-lived tokens keep at least half their life usable even with a large configured skew.
     const usableUntil = expiresAt - Math.min(o.clockSkewMs, lifetime / 2);
+    if (usableUntil <= o.now()) {
+      // The issuer took longer to answer than the token is usable for: nothing can be sent with
+      // it. A failure like any other (backoff, the old token kept), with the reason why.
+      return this.#failed(key, req, failure, new TokenUnavailable(
+        `the issuer answered after ${Math.round(o.now() - start)} ms with a token usable for ${Math.round(usableUntil - start)} ms`));
+    }
+    this.#failures.delete(key);
     const jit = req.approval !== null;
+    // A fraction of the usable life, not of the lifetime: with a skew that is large next to the
+    // lifetime (the default 30 s against a 60 s token) a fraction of the lifetime falls at or
+    // after the usable end, and the token would never be refreshed ahead.
     const refreshAt = jit ? usableUntil
-      : Math.min(usableUntil, start + lifetime * (o.refreshFraction - REFRESH_JITTER * o.random()));
+      : start + (usableUntil - start) * (o.refreshFraction - REFRESH_JITTER * o.random());
     const t = new CachedToken(issued.accessToken, start, refreshAt, usableUntil, jit);
     options.ttl = Math.max(1, Math.floor(refreshAt - o.now()));
     o.onFetched?.(req, t);
     return t;
+  }
+
+  /** Records a failed issuer request (backoff, event, log) and throws TokenUnavailable. */
+  #failed(key: string, req: TokenRequest, failure: Failure | undefined, e: unknown): never {
+    const o = this.#o;
+    const reason = e instanceof TokenUnavailable ? e.message : `token request failed (${(e as Error).name})`;
+    const attempts = (failure?.attempts ?? 0) + 1;
+    const ceiling = Math.min(o.backoffMaxMs, o.backoffBaseMs * 2 ** (attempts - 1));
+    // "Equal jitter": at least half the ceiling, so retries neither stampede nor starve.
+    const delay = ceiling / 2 + o.random() * (ceiling / 2);
+    this.#failures.set(key, { attempts, retryAt: o.now() + delay, reason });
+    o.onEvent('fetch_failed');
+    o.onFailure?.(req, reason);
+    throw new TokenUnavailable(reason, { cause: e });
   }
 }

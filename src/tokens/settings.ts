@@ -20,7 +20,7 @@ export interface TokenSettings {
   readonly tokenAlgorithms: readonly string[];
   /** How the audience is named in token requests: RFC 8707 `resource`, `audience`, or both. */
   readonly audienceParam: 'resource' | 'audience' | 'both';
-  /** A cached token is refreshed once this fraction of its lifetime has passed (minus jitter). */
+  /** A cached token is refreshed once this fraction of its usable life (lifetime minus clock skew) has passed (minus jitter). */
   readonly tokenRefreshFraction: number;
   /** Most tokens kept (one per issuer, audience, scopes and JIT approval). */
   readonly tokenCacheSize: number;

@@ -1,13 +1,17 @@
 // Token lifetime end to end, with the real issuer issuing 4-second tokens: the sidecar refreshes
 // ahead of expiry while requests keep flowing, and when the issuer stops it keeps sending the
-// cached token until that token's expiry (minus the clock skew), then refuses with 503.
+// cached token until that token's expiry (minus the clock skew), then refuses with 503. And with
+// the default clock skew (30 s), which leaves a short-lived token only half its life usable, the
+// refresh still comes ahead of the usable end.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
+import type { TestPki } from '../support/pki.ts';
 import type { TestApp } from '../support/app.ts';
 import type { Sidecar } from '../support/sidecar.ts';
+import { LOOPBACK_BOUNDARY } from '../support/policy-dir.ts';
 import { startOutboundFixture, type OutboundFixture } from './fixture.ts';
 import { startIssuerProcess, viaProxy, echoed, bearer, type IssuerProcess } from '../tokens/support.ts';
 
@@ -18,40 +22,41 @@ spec:
   hosts: ["127.0.0.1"]
   token: { audience: "api://payments" }
   tls: none
----
-apiVersion: authproxy.dev/v1
-kind: TrustBoundary
-metadata: { name: loopback }
-spec: { cidrs: ["127.0.0.0/8"] }
 `;
+const POLICIES = { 'routes.yaml': ROUTES, 'boundary.yaml': LOOPBACK_BOUNDARY };
 
 interface Sample { at: number; status: number; token: string; code: string | null }
+
+async function issuerWithTtl(pki: TestPki, work: string, ttl: string): Promise<IssuerProcess> {
+  await writeFile(join(work, 'clients.yaml'), `clients:\n  orders:\n    auth: private_key_jwt\n    certificate: ${pki.server.cert}\n    audiences:\n      api://payments: {}\n`);
+  return startIssuerProcess(['--clients', join(work, 'clients.yaml'), '--token-ttl', ttl]);
+}
+
+function sampler(sidecar: () => Sidecar, app: () => TestApp): () => Promise<Sample> {
+  return async () => {
+    const at = Date.now();
+    const r = await viaProxy(sidecar().outboundPort, `http://127.0.0.1:${new URL(app().upstream).port}/pay`);
+    return r.status === 200
+      ? { at, status: 200, token: bearer(echoed(r).headers), code: null }
+      : { at, status: r.status, token: '', code: (JSON.parse(r.body) as { error: string }).error };
+  };
+}
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('token refresh ahead and issuer outage', () => {
   let fixture: OutboundFixture; let app: TestApp; let issuer: IssuerProcess; let sidecar: Sidecar;
 
   before(async () => {
     fixture = await startOutboundFixture({
-      name: 'refresh', policies: { 'routes.yaml': ROUTES },
-      issuer: async (pki, work) => {
-        await writeFile(join(work, 'clients.yaml'), `clients:\n  orders:\n    auth: private_key_jwt\n    certificate: ${pki.server.cert}\n    audiences:\n      api://payments: {}\n`);
-        return startIssuerProcess(['--clients', join(work, 'clients.yaml'), '--token-ttl', '4s']);
-      },
+      name: 'refresh', policies: POLICIES,
+      issuer: (pki, work) => issuerWithTtl(pki, work, '4s'),
       sidecarArgs: () => ['--client-auth', 'private_key_jwt', '--token-refresh-fraction', '0.5', '--clock-skew', '1s'],
     });
     ({ app, issuer, sidecar } = fixture);
   });
   after(() => fixture?.close());
 
-  const url = (): string => `http://127.0.0.1:${new URL(app.upstream).port}/pay`;
-  const sample = async (): Promise<Sample> => {
-    const at = Date.now();
-    const r = await viaProxy(sidecar.outboundPort, url());
-    return r.status === 200
-      ? { at, status: 200, token: bearer(echoed(r).headers), code: null }
-      : { at, status: r.status, token: '', code: (JSON.parse(r.body) as { error: string }).error };
-  };
-  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  const sample = sampler(() => sidecar, () => app);
   let second = '';
 
   it('refreshes the token ahead of its expiry while requests keep being served with the old one', async () => {
@@ -91,5 +96,39 @@ describe('token refresh ahead and issuer outage', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${sidecar.adminPort}/metrics`)).text();
     assert.match(metrics, /authproxy_token_cache_total\{event="fetch_failed"\} [1-9]/);
     await sidecar.waitForLog(/token request failed/);
+  });
+});
+
+describe('refresh ahead of a short-lived token with the default clock skew and refresh fraction', () => {
+  let fixture: OutboundFixture;
+  before(async () => {
+    // 6 s tokens: the 30 s skew is capped at half the lifetime, so each is usable for about 3 s.
+    fixture = await startOutboundFixture({
+      name: 'refresh-default', policies: POLICIES,
+      issuer: (pki, work) => issuerWithTtl(pki, work, '6s'),
+      sidecarArgs: () => ['--client-auth', 'private_key_jwt'],
+    });
+  });
+  after(() => fixture?.close());
+
+  it('fetches the next token before the first one stops being usable, and no request waits for it', async () => {
+    const { issuer, sidecar } = fixture;
+    const sample = sampler(() => fixture.sidecar, () => fixture.app);
+    const samples: Sample[] = [await sample()];
+    const first = samples[0]!.token;
+    assert.ok(first);
+    while (samples.at(-1)!.token === first && Date.now() - samples[0]!.at < 8000) { await sleep(100); samples.push(await sample()); }
+    assert.ok(samples.every((s) => s.status === 200), JSON.stringify(samples.filter((s) => s.status !== 200)));
+    assert.notEqual(samples.at(-1)!.token, first, 'a new token arrived');
+    assert.equal(issuer.issued(), 2);
+    assert.ok(samples.filter((s) => s.token === first).length >= 10, 'the first token was served from the cache up to the refresh');
+    const metrics = await (await fetch(`http://127.0.0.1:${sidecar.adminPort}/metrics`)).text();
+    const count = (event: string): number => Number(new RegExp(`authproxy_token_cache_total\\{event="${event}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+    // Without refresh ahead, the first request after the usable end waits for the issuer: a second miss.
+    assert.equal(count('miss'), 1, `only the very first request waited for the issuer:\n${metrics}`);
+    assert.ok(count('stale') >= 1, 'served from the cache past the refresh point while the refresh ran');
+    assert.equal(count('fetch'), 2);
+    const obtained = await sidecar.waitForLog(/token obtained/);
+    assert.ok(Number(obtained.refreshInSeconds) < Number(obtained.usableForSeconds), JSON.stringify(obtained));
   });
 });

@@ -50,11 +50,11 @@ test('concurrent misses for one key make exactly one issuer request and all get 
   assert.equal(h.calls.length, 1);
 });
 
-test('a token is refreshed ahead at the configured fraction of its lifetime while the old one keeps being served', async () => {
-  const h = harness({ refreshFraction: 0.5, random: () => 0 });
+test('a token is refreshed ahead at the configured fraction of its usable life while the old one keeps being served', async () => {
+  const h = harness({ refreshFraction: 0.5, clockSkewMs: 30_000, random: () => 0 });
   h.mode.auto = { accessToken: 'old', lifetimeMs: 100_000 };
   await h.cache.obtain('k', REQ);
-  h.clock.t += 49_000;
+  h.clock.t += 34_000; // usable for 70 s: the refresh point is at 35 s
   assert.equal(h.cache.peek('k')?.token, 'old', 'before the refresh point: a plain hit');
   h.clock.t += 2_000;
   assert.equal(h.cache.peek('k'), undefined, 'past the refresh point the fast path steps aside');
@@ -70,8 +70,9 @@ test('a token is refreshed ahead at the configured fraction of its lifetime whil
   assert.ok(h.events.includes('stale'));
 });
 
-test('the refresh point is spread with jitter of up to a tenth of the lifetime earlier', async () => {
-  for (const [random, expected] of [[0, 80_000], [0.5, 75_000], [0.999999, 70_000]] as const) {
+test('the refresh point is spread with jitter of up to a tenth of the usable life earlier', async () => {
+  // Usable for 99 s (100 s minus the 1 s skew): 0.8, 0.75 and 0.7 of that.
+  for (const [random, expected] of [[0, 79_200], [0.5, 74_250], [0.999999, 69_300]] as const) {
     const h = harness({ refreshFraction: 0.8, clockSkewMs: 1_000, random: () => random });
     h.mode.auto = { accessToken: 't', lifetimeMs: 100_000 };
     const t = await h.cache.obtain('k', REQ);
@@ -151,6 +152,35 @@ test('a short-lived token stays usable for at least half its life even with a la
   assert.equal(t.usableUntil - t.obtainedAt, 5_000);
   h.clock.t += 4_000;
   assert.ok(t.usableUntil > h.clock.t);
+});
+
+test('with the default skew and fraction a 60 s token is refreshed ahead, before its usable end, while it is still served', async () => {
+  const h = harness({ clockSkewMs: 30_000, refreshFraction: 0.8, random: () => 0 });
+  h.mode.auto = { accessToken: 'first', lifetimeMs: 60_000 };
+  const t = await h.cache.obtain('k', REQ);
+  assert.equal(t.usableUntil - t.obtainedAt, 30_000);
+  assert.equal(t.refreshAt - t.obtainedAt, 24_000, '0.8 of the 30 s usable life');
+  h.clock.t += 25_000;
+  h.mode.auto = null;
+  assert.equal((await h.cache.obtain('k', REQ)).token, 'first', 'served at once while the refresh runs');
+  assert.equal(h.calls.length, 2);
+  h.pending[0]!.resolve({ accessToken: 'second', lifetimeMs: 60_000 });
+  await tick();
+  assert.equal(h.cache.peek('k')?.token, 'second');
+  assert.deepEqual(h.events.filter((e) => e === 'miss' || e === 'stale'), ['miss', 'stale'], 'only the very first request waited');
+});
+
+test('a token that arrives already past its usable end is a failed fetch with the reason, and is never served', async () => {
+  const h = harness({ clockSkewMs: 30_000 });
+  const got = h.cache.obtain('k', REQ);
+  await tick();
+  h.clock.t += 6_000; // the issuer took 6 s for a 10 s token, usable for 5 s
+  h.pending[0]!.resolve({ accessToken: 'late', lifetimeMs: 10_000 });
+  await assert.rejects(got, (e: Error) => e instanceof TokenUnavailable
+    && /^the issuer answered after 6000 ms with a token usable for 5000 ms/.test(e.message));
+  assert.equal(h.cache.peek('k'), undefined);
+  assert.ok(h.events.includes('fetch_failed'));
+  await assert.rejects(h.cache.obtain('k', REQ), /next attempt in/, 'and backs off like any failure');
 });
 
 test('the header value is the scheme and the token, or the bare token for an empty scheme', async () => {
