@@ -1,4 +1,4 @@
-// Token lifetime end to end, with the real issuer issuing 4-second tokens: the sidecar refreshes
+// Token lifetime end to end, with the real issuer issuing 6-second tokens: the sidecar refreshes
 // ahead of expiry while requests keep flowing, and when the issuer stops it keeps sending the
 // cached token until that token's expiry (minus the clock skew), then refuses with 503. And with
 // the default clock skew (30 s), which leaves a short-lived token only half its life usable, the
@@ -49,7 +49,7 @@ describe('token refresh ahead and issuer outage', () => {
   before(async () => {
     fixture = await startOutboundFixture({
       name: 'refresh', policies: POLICIES,
-      issuer: (pki, work) => issuerWithTtl(pki, work, '4s'),
+      issuer: (pki, work) => issuerWithTtl(pki, work, '6s'),
       sidecarArgs: () => ['--client-auth', 'private_key_jwt', '--token-refresh-fraction', '0.5', '--clock-skew', '1s'],
     });
     ({ app, issuer, sidecar } = fixture);
@@ -69,8 +69,8 @@ describe('token refresh ahead and issuer outage', () => {
     assert.notEqual(second, first, 'a new token arrived');
     assert.equal(issuer.issued(), 2);
     const a = decodeJwt(first); const b = decodeJwt(second);
-    assert.equal(a.exp! - a.iat!, 4);
-    // Refreshed at about half the lifetime: well before the first token expired.
+    assert.equal(a.exp! - a.iat!, 6);
+    // Refreshed at half the usable life (about 5 s): well before the first token expired.
     assert.ok(b.iat! <= a.exp! - 2, `refreshed at iat ${b.iat}, first token expires at ${a.exp}`);
     assert.ok(samples.filter((s) => s.token === first).length >= 10, 'the first token was served up to the refresh');
     await sidecar.waitForLog(/token obtained/);
