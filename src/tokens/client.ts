@@ -4,7 +4,7 @@
 import { decodeJwt } from 'jose';
 import type { TlsMaterial } from '../identity/material.ts';
 import { clientCredentials, ClientAuthFailed, type ClientAuthMethod } from './client-auth.ts';
-import { DiscoveryFailed, type IssuerMetadata } from './discovery.ts';
+import { DiscoveryFailed, type IssuerEndpoint, type IssuerMetadata } from './discovery.ts';
 import { IssuerUnreachable, type IssuerHttp } from './issuer-http.ts';
 
 export interface TokenRequest {
@@ -47,7 +47,7 @@ export class TokenClient {
 
   async request(req: TokenRequest, signal?: AbortSignal): Promise<IssuedToken> {
     const o = this.#o;
-    let endpoint: string;
+    let endpoint: IssuerEndpoint;
     try { endpoint = await o.metadata.tokenEndpoint(); } catch (e) {
       throw new TokenUnavailable(`issuer discovery failed: ${(e as Error).message}`, { cause: e });
     }
@@ -60,7 +60,7 @@ export class TokenClient {
     try {
       creds = await clientCredentials({
         method: o.clientAuth, clientId: o.clientId(), secretFile: o.clientSecretFile,
-        assertionAudience: o.metadata.issuer ?? endpoint, tls: o.tls(),
+        assertionAudience: endpoint.issuer ?? endpoint.url, tls: o.tls(),
       });
     } catch (e) {
       if (e instanceof ClientAuthFailed) throw new TokenUnavailable(e.message, { cause: e });
@@ -70,7 +70,7 @@ export class TokenClient {
 
     let res;
     try {
-      res = await o.http.postForm(endpoint, form, creds.headers, creds.withClientCert, signal);
+      res = await o.http.postForm(endpoint.url, form, creds.headers, creds.withClientCert, signal);
     } catch (e) {
       if (e instanceof IssuerUnreachable || e instanceof DiscoveryFailed) throw new TokenUnavailable(e.message, { cause: e });
       throw e;

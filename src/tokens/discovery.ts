@@ -1,14 +1,24 @@
 // Issuer metadata: the token endpoint (outbound) and the JWKS URL (inbound), either configured
 // explicitly or discovered from the issuer: OpenID Connect Discovery first, then RFC 8414
 // (OAuth 2.0 Authorization Server Metadata). The document's `issuer` must be the configured issuer
-// exactly, so a document served elsewhere cannot redirect tokens or keys (mix-up defence).
+// (a trailing slash aside), so a document served elsewhere cannot redirect tokens or keys (mix-up
+// defence). Where discovery is used, the document's `issuer` is then the issuer identifier: the
+// `aud` of client assertions and the `iss` inbound tokens must carry.
 // Discovery happens on first use and is retried after a failure, never at start-up: the sidecar
 // is ready (and serves inbound traffic) while the issuer is still coming up.
 import type { IssuerHttp } from './issuer-http.ts';
 
 export interface IssuerEndpoints {
+  /** The issuer identifier as the metadata states it. */
+  readonly issuer: string;
   readonly tokenEndpoint: string;
   readonly jwksUri: string;
+}
+
+/** An endpoint and the issuer identifier that goes with it (null: no --issuer, token endpoint only). */
+export interface IssuerEndpoint<I extends string | null = string | null> {
+  readonly url: string;
+  readonly issuer: I;
 }
 
 /** Discovery failed or the metadata is unusable; the message names what is wrong, never a secret. */
@@ -34,18 +44,29 @@ export class IssuerMetadata {
   #pending: Promise<IssuerEndpoints> | null = null;
 
   constructor(issuer: string | null, explicit: { tokenEndpoint: string | null; jwksUri: string | null }, http: IssuerHttp) {
-    // Kept exactly as configured: it is what `iss` must equal and what assertions are addressed to.
+    // As configured: where an endpoint is given explicitly (no metadata to consult), it is also
+    // the issuer identifier for that endpoint's use.
     this.issuer = issuer;
     this.#explicit = explicit;
     this.#http = http;
   }
 
-  async tokenEndpoint(): Promise<string> {
-    return this.#explicit.tokenEndpoint ?? (await this.#discover()).tokenEndpoint;
+  /**
+   * The token endpoint, and the identifier client assertions are addressed to: the metadata's
+   * `issuer` when discovered, --issuer as written with an explicit --token-endpoint.
+   */
+  async tokenEndpoint(): Promise<IssuerEndpoint> {
+    if (this.#explicit.tokenEndpoint !== null) return { url: this.#explicit.tokenEndpoint, issuer: this.issuer };
+    const d = await this.#discover();
+    return { url: d.tokenEndpoint, issuer: d.issuer };
   }
 
-  async jwksUri(): Promise<string> {
-    return this.#explicit.jwksUri ?? (await this.#discover()).jwksUri;
+  /** The JWKS URL, and the `iss` inbound tokens must carry (as for tokenEndpoint()). Needs --issuer. */
+  async jwksUri(): Promise<IssuerEndpoint<string>> {
+    if (this.issuer === null) throw new DiscoveryFailed('no issuer configured (--issuer)');
+    if (this.#explicit.jwksUri !== null) return { url: this.#explicit.jwksUri, issuer: this.issuer };
+    const d = await this.#discover();
+    return { url: d.jwksUri, issuer: d.issuer };
   }
 
   #discover(): Promise<IssuerEndpoints> {
@@ -79,6 +100,10 @@ export class IssuerMetadata {
 function validate(body: unknown, issuer: string, url: string): IssuerEndpoints {
   const meta = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   const where = new URL(url).pathname;
+  // RFC 8414 §3.3 and OIDC Discovery §4.3 want the two identical. A trailing slash is let through
+  // because both spellings name the same place (the well-known URLs are the same) and operators
+  // write either (some issuers' identifiers end in '/', most do not); the metadata's spelling is
+  // then the one used, so assertions and inbound `iss` match what the issuer itself says.
   if (typeof meta.issuer !== 'string' || meta.issuer.replace(/\/$/, '') !== issuer.replace(/\/$/, '')) {
     throw new DiscoveryFailed(`${where}: metadata names issuer ${JSON.stringify(meta.issuer)}, not the configured ${issuer}`);
   }
@@ -90,5 +115,5 @@ function validate(body: unknown, issuer: string, url: string): IssuerEndpoints {
     if (new URL(issuer).protocol === 'https:' && u.protocol !== 'https:') throw new DiscoveryFailed(`${where}: ${name} must be https like the issuer`);
     return u.href;
   };
-  return { tokenEndpoint: endpoint('token_endpoint'), jwksUri: endpoint('jwks_uri') };
+  return { issuer: meta.issuer, tokenEndpoint: endpoint('token_endpoint'), jwksUri: endpoint('jwks_uri') };
 }

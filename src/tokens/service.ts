@@ -81,7 +81,6 @@ export function createTokenServices(config: Config, tls: () => TlsMaterial, metr
   }
   const verifier = canVerify ? new TokenVerifier({
     metadata, http,
-    issuer: metadata.issuer!,
     audience: () => config.audience ?? tls().identity.principal,
     algorithms: config.tokenAlgorithms,
     clockSkewSeconds: Math.round(config.clockSkewMs / 1000),

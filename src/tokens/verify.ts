@@ -1,5 +1,5 @@
 // Inbound bearer-token validation: a JWT signed by a key in the issuer's JWKS, with `iss` the
-// configured issuer, `aud` this workload's audience, `exp` (required) and `nbf` checked with the
+// issuer identifier (the discovered metadata's, discovery.ts), `aud` this workload's audience, `exp` (required) and `nbf` checked with the
 // clock skew as leeway, and the JWS algorithm in an asymmetric allow-list (so `none` and
 // HS256-signed-with-the-public-key are refused before any key is looked at). jose's remote JWKS
 // caches the keys, refetches on an unknown `kid`, and rate-limits refetches (cooldown), so a flood
@@ -22,8 +22,6 @@ export type Verification = { readonly ok: true; readonly token: VerifiedToken } 
 export interface VerifierOptions {
   metadata: IssuerMetadata;
   http: IssuerHttp;
-  /** The expected `iss`. */
-  issuer: string;
   /** This workload's audience (resolved lazily: it may default to the current certificate's principal). */
   audience: () => string;
   algorithms: readonly string[];
@@ -35,21 +33,22 @@ export interface VerifierOptions {
 
 export class TokenVerifier {
   readonly #o: VerifierOptions;
-  #jwks: Promise<JWTVerifyGetKey> | null = null;
+  /** The key set and the expected `iss`, both from the issuer's metadata (once it is found). */
+  #keys: Promise<{ keys: JWTVerifyGetKey; iss: string }> | null = null;
 
   constructor(o: VerifierOptions) { this.#o = o; }
 
   /** Never throws: an unusable token is `{ ok: false, reason }`, with a reason that never quotes the token. */
   async verify(token: string): Promise<Verification> {
-    let keys: JWTVerifyGetKey;
-    try { keys = await this.#keySet(); } catch (e) {
+    let keys: JWTVerifyGetKey; let iss: string;
+    try { ({ keys, iss } = await this.#keySet()); } catch (e) {
       return { ok: false, reason: `issuer keys unavailable: ${(e as Error).message}` };
     }
     const o = this.#o;
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, keys, {
-        issuer: o.issuer,
+        issuer: iss,
         audience: o.audience(),
         algorithms: [...o.algorithms],
         clockTolerance: o.clockSkewSeconds,
@@ -66,9 +65,9 @@ export class TokenVerifier {
     return { ok: true, token: { claims, header: claimsHeader(payload, claims.roles) } };
   }
 
-  #keySet(): Promise<JWTVerifyGetKey> {
-    if (this.#jwks) return this.#jwks;
-    const p = this.#o.metadata.jwksUri().then((uri) => createRemoteJWKSet(new URL(uri), {
+  #keySet(): Promise<{ keys: JWTVerifyGetKey; iss: string }> {
+    if (this.#keys) return this.#keys;
+    const p = this.#o.metadata.jwksUri().then((jwks) => ({ iss: jwks.issuer, keys: createRemoteJWKSet(new URL(jwks.url), {
       cooldownDuration: this.#o.cooldownMs ?? 30_000,
       timeoutDuration: 5_000,
       // The issuer may be signed by the mesh CA: fetch through the issuer agent, which trusts it.
@@ -76,9 +75,9 @@ export class TokenVerifier {
         method: init.method, redirect: init.redirect, signal: init.signal,
         headers: Object.fromEntries(init.headers.entries()), dispatcher: this.#o.http.dispatcher(false),
       }) as unknown as Promise<Response>,
-    }));
-    this.#jwks = p;
-    p.catch(() => { if (this.#jwks === p) this.#jwks = null; });
+    }) }));
+    this.#keys = p;
+    p.catch(() => { if (this.#keys === p) this.#keys = null; });
     return p;
   }
 }

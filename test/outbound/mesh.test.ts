@@ -73,7 +73,9 @@ describe('sidecar to sidecar with tokens', () => {
     const aPolicies = await policyDir({ 'routes.yaml': A_ROUTES });
     const bPolicies = await policyDir({ 'payments.yaml': B_POLICY });
     dirs.push(aPolicies, bPolicies);
-    const common = ['--ca', pki.ca, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--issuer', issuer.url];
+    // The issuer as operators may well write it, with a trailing slash its own identifier lacks:
+    // A's assertions and B's `iss` check both use the identifier the discovered metadata names.
+    const common = ['--ca', pki.ca, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--issuer', `${issuer.url}/`];
     [a, b] = await Promise.all([
       startSidecar(['--upstream', appA.upstream, '--cert', pki.server.cert, '--key', pki.server.key, ...common, '--policies', aPolicies,
         '--client-id', 'orders', '--client-auth', 'private_key_jwt', '--audit-log', join(work, 'a-audit.log')]),

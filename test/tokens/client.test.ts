@@ -65,6 +65,12 @@ test('private_key_jwt signed with the workload key gets a JWT for the audience a
   assert.ok(t.lifetimeMs > 298_000 && t.lifetimeMs <= 300_000, `lifetime ${t.lifetimeMs}`);
 });
 
+test('an issuer given with a trailing slash: the assertion is addressed to the identifier its metadata names', async () => {
+  // The dev issuer's identifier has no trailing slash and it refuses an assertion whose aud is not it.
+  const t = await client(`${plain.url}/`).request(REQ);
+  assert.equal((await verifyAccessToken(t.accessToken, plain.url, 'api://payments')).client_id, 'orders');
+});
+
 test('the audience can be named with resource, audience, or both', async () => {
   for (const audienceParam of ['audience', 'both'] as const) {
     const t = await client(plain.url, { audienceParam }).request(REQ);

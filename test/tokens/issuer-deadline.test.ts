@@ -41,7 +41,7 @@ function tokenClient(issuer: string | null, tokenEndpoint: string | null): Token
 function verifier(issuer: string): TokenVerifier {
   return new TokenVerifier({
     metadata: new IssuerMetadata(issuer, { tokenEndpoint: null, jwksUri: null }, http), http,
-    issuer, audience: () => 'api://payments', algorithms: ['ES256'], clockSkewSeconds: 5, rolesClaim: 'roles',
+    audience: () => 'api://payments', algorithms: ['ES256'], clockSkewSeconds: 5, rolesClaim: 'roles',
   });
 }
 
