@@ -15,6 +15,8 @@ export const ERROR_STATUS = {
   token_unavailable: 503,
   not_ready: 503,
   upstream_timeout: 504,
+  // A fault in the sidecar's own code (src/http/fault.ts): a bug, never a verdict on the request.
+  internal_error: 500,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

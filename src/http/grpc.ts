@@ -10,6 +10,7 @@ export const GRPC_STATUS = {
   DEADLINE_EXCEEDED: 4,
   PERMISSION_DENIED: 7,
   RESOURCE_EXHAUSTED: 8,
+  INTERNAL: 13,
   UNAVAILABLE: 14,
   UNAUTHENTICATED: 16,
 } as const;
@@ -29,6 +30,7 @@ export const GRPC_STATUS_FOR: Record<ErrorCode, number> = {
   token_unavailable: GRPC_STATUS.UNAVAILABLE,
   not_ready: GRPC_STATUS.UNAVAILABLE,
   upstream_timeout: GRPC_STATUS.DEADLINE_EXCEEDED,
+  internal_error: GRPC_STATUS.INTERNAL,
 };
 
 /** gRPC (and gRPC-Web, which reads the same status headers) by its content type. */

@@ -4,6 +4,7 @@ import type { Runtime } from '../runtime/state.ts';
 import { ERROR_STATUS, RequestRefused, type ErrorCode } from '../errors.ts';
 import type { UpstreamPool } from '../forward/upstream.ts';
 import { refuse } from '../http/refuse.ts';
+import { answerFault } from '../http/fault.ts';
 import { requestIdFrom } from '../http/request-id.ts';
 import { decide, auditRecord, refusedBeforePolicy } from './authorize.ts';
 import { refusedAfterAllow, type AuditRecord } from '../audit/record.ts';
@@ -46,7 +47,7 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
     // Bearer tokens are verified (asynchronously) only when a rule needs one and one was sent.
     const token = bearerOf(rt, req);
     if (token === null) { proceed(req, res, start, deadlineAt, requestId, NO_BEARER); return; }
-    afterBearerCheck(rt, token, () => !res.destroyed, (bearer) => proceed(req, res, start, deadlineAt, requestId, bearer));
+    afterBearerCheck(rt, token, () => !res.destroyed, (bearer) => proceed(req, res, start, deadlineAt, requestId, bearer), (e) => answerFault(res, e));
   };
 
   function proceed(req: IncomingMessage, res: ServerResponse, start: number, deadlineAt: number, requestId: string, bearer: BearerCheck): void {
@@ -75,7 +76,7 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
       },
     });
     if (!needsBuffering(req, maxBody)) { rt.audit.write(record); forward(undefined); return; }
-    void readBody(req, null, maxBody, deadlineAt).then((body) => {
+    readBody(req, null, maxBody, deadlineAt).then((body) => {
       if (Buffer.isBuffer(body)) {
         rt.audit.write(record);
         up.headers.push('content-length', String(body.length));
@@ -87,6 +88,6 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
       else if (body === 'timeout') denyAllowed(res, record, start, 'request_timeout', BODY_NOT_RECEIVED);
       // 'closed': the client went away; there is nobody to answer, and the decision stands as made.
       else rt.audit.write(record);
-    });
+    }).catch((e: unknown) => answerFault(res, e));
   }
 }

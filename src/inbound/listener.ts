@@ -8,6 +8,7 @@
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { TLSSocket, SecureContextOptions } from 'node:tls';
 import type { Runtime } from '../runtime/state.ts';
+import { containFaults } from '../http/fault.ts';
 import type { TlsMaterial } from '../identity/material.ts';
 import { checkPeer } from '../identity/peer.ts';
 import type { UpstreamPool } from '../forward/upstream.ts';
@@ -59,9 +60,9 @@ export function createInboundServer(rt: Runtime, upstream: UpstreamPool): Inboun
     socket.destroy();
   });
 
-  server.on('request', inboundHandler(rt, upstream, byCertificate, 'mtls'));
-  server.on('upgrade', inboundUpgradeHandler(rt, byCertificate, 'mtls'));
-  server.on('connect', inboundConnectHandler(rt, byCertificate, 'mtls'));
+  server.on('request', containFaults(inboundHandler(rt, upstream, byCertificate, 'mtls')));
+  server.on('upgrade', containFaults(inboundUpgradeHandler(rt, byCertificate, 'mtls')));
+  server.on('connect', containFaults(inboundConnectHandler(rt, byCertificate, 'mtls')));
   server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
     // Untrusted, expired or missing client certificates end here; counted, not logged per attempt.
     rt.metrics.handshakeRefused(err.code === 'ECONNRESET' ? 'reset' : 'tls_error');

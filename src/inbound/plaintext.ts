@@ -11,14 +11,15 @@ import { serverLimits, applyLimits } from './limits.ts';
 import { inboundHandler } from './handler.ts';
 import { inboundUpgradeHandler } from './upgrade.ts';
 import { inboundConnectHandler } from './websocket-h2.ts';
+import { containFaults } from '../http/fault.ts';
 
 export function createPlaintextServer(rt: Runtime, upstream: UpstreamPool): Server {
   const server = createServer(serverLimits(rt.config));
   applyLimits(server, rt);
   const identify = byBoundary(rt);
-  server.on('request', inboundHandler(rt, upstream, identify, 'plaintext'));
-  server.on('upgrade', inboundUpgradeHandler(rt, identify, 'plaintext'));
+  server.on('request', containFaults(inboundHandler(rt, upstream, identify, 'plaintext')));
+  server.on('upgrade', containFaults(inboundUpgradeHandler(rt, identify, 'plaintext')));
   // Without a listener node:http drops a CONNECT unanswered and unaudited.
-  server.on('connect', inboundConnectHandler(rt, identify, 'plaintext'));
+  server.on('connect', containFaults(inboundConnectHandler(rt, identify, 'plaintext')));
   return server;
 }

@@ -13,6 +13,7 @@ import { decide, auditRecord } from './authorize.ts';
 import { upstreamHeaders } from './headers.ts';
 import { handshakeWithApp, endToEndFields } from './app-handshake.ts';
 import { bearerOf, afterBearerCheck, applyBearerHeaders, NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
+import { socketFault } from '../http/fault.ts';
 
 /**
  * How much a caller may send ahead of the app's answer before the sidecar stops reading it (TCP
@@ -25,7 +26,7 @@ export function inboundUpgradeHandler(rt: Runtime, identify: Identify, transport
   return function upgrade(req, socket, head) {
     const token = bearerOf(rt, req);
     if (token === null) { proceed(req, socket, head, NO_BEARER); return; }
-    afterBearerCheck(rt, token, () => !socket.destroyed, (bearer) => proceed(req, socket, head, bearer));
+    afterBearerCheck(rt, token, () => !socket.destroyed, (bearer) => proceed(req, socket, head, bearer), (e) => socketFault(socket, e));
   };
 
   function proceed(req: IncomingMessage, socket: Duplex, head: Buffer, bearer: BearerCheck): void {

@@ -13,6 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Runtime } from '../runtime/state.ts';
 import { ERROR_STATUS, RequestRefused } from '../errors.ts';
 import { refuse, refuseRaw } from '../http/refuse.ts';
+import { answerFault } from '../http/fault.ts';
 import { requestIdFrom } from '../http/request-id.ts';
 import { h2HeadersOverLimit, headersTooLargeMessage } from '../http/header-limit.ts';
 import { handshakeWithApp, endToEndFields, type HandshakeFailure } from './app-handshake.ts';
@@ -50,7 +51,7 @@ export function inboundConnectHandler(rt: Runtime, identify: Identify, transport
     const res = resOrSocket as Http2ServerResponse;
     const token = bearerOf(rt, req as IncomingMessage);
     if (token === null) { proceed(req as Http2ServerRequest, res, requestId, NO_BEARER); return; }
-    afterBearerCheck(rt, token, () => !res.stream.destroyed, (bearer) => proceed(req as Http2ServerRequest, res, requestId, bearer));
+    afterBearerCheck(rt, token, () => !res.stream.destroyed, (bearer) => proceed(req as Http2ServerRequest, res, requestId, bearer), (e) => answerFault(res, e));
   };
 
   function proceed(req: Http2ServerRequest, res: Http2ServerResponse, requestId: string, bearer: BearerCheck): void {

@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import type { Runtime } from '../runtime/state.ts';
 import { RequestRefused, type ErrorCode } from '../errors.ts';
 import { refuse } from '../http/refuse.ts';
+import { answerFault } from '../http/fault.ts';
 import { requestIdFrom } from '../http/request-id.ts';
 import { h2HeadersOverLimit, headersTooLargeMessage } from '../http/header-limit.ts';
 import { incomingBudgetMs } from '../forward/deadline.ts';
@@ -71,10 +72,10 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
     if (boundary !== undefined) { routed(call, target, route, boundary); return; }
     // First request to a name whose boundary depends on DNS: resolve (single-flight, cached).
     rt.inFlight++;
-    void fwd.classifier.classify(target.host).then((b) => {
+    fwd.classifier.classify(target.host).then((b) => {
       rt.inFlight--;
       if (!res.destroyed) routed(call, target, route, b);
-    });
+    }).catch((e: unknown) => answerFault(res, e));
   };
 
   function refused(call: Call, target: OutboundTarget | null, route: CompiledRoute | null, code: ErrorCode, message: string, reason: string): void {
@@ -131,7 +132,7 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
       rt.inFlight--;
       const why = (e as Error).message;
       refused(call, target, route, 'token_unavailable', `no token for ${token.audience}: ${why}`, `${reason}; token unavailable: ${why}`);
-    });
+    }).catch((e: unknown) => answerFault(call.res, e));
   }
 
   function send(call: Call, hop: Hop, token: CachedToken | null, reason: string): void {

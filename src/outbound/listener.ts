@@ -15,6 +15,7 @@ import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { Runtime } from '../runtime/state.ts';
 import { refuseRaw } from '../http/refuse.ts';
+import { containFaults } from '../http/fault.ts';
 import { trackConnections } from '../http/connections.ts';
 import { H2_MAX_SESSION_MEMORY_MB } from '../http/h2.ts';
 import { h2AdvertisedHeaderListSize, headersTooLargeMessage } from '../http/header-limit.ts';
@@ -40,7 +41,7 @@ export function createOutboundServer(rt: Runtime, fwd: OutboundForwarding): Outb
     });
   });
   // One handler, so one loop guard (one hop id) for both protocols.
-  const handle = outboundHandler(rt, fwd, new LoopGuard(listener));
+  const handle = containFaults(outboundHandler(rt, fwd, new LoopGuard(listener)));
   const server = createHttp1Server(rt, handle);
   const h2c = createH2cServer({ settings: { maxHeaderListSize: h2AdvertisedHeaderListSize(rt.config.maxHeaderBytes) }, maxSessionMemory: H2_MAX_SESSION_MEMORY_MB });
   cutIdleConnections(h2c, rt.config.clientIdleTimeoutMs);

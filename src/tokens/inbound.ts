@@ -55,14 +55,15 @@ export async function checkBearer(rt: Runtime, token: string): Promise<BearerChe
  * Verifies `token`, then calls `then` with the result if the caller is still there to be
  * answered. The request counts as in flight meanwhile, so a drain waits for its decision instead
  * of closing a connection whose request was never answered. (Callers check `bearerOf` first, so
- * a request without a token allocates nothing here.)
+ * a request without a token allocates nothing here.) A fault in `then` goes to `onFault`, not
+ * to an unhandled rejection that would end the process (src/http/fault.ts).
  */
-export function afterBearerCheck(rt: Runtime, token: string, callerStillThere: () => boolean, then: (bearer: BearerCheck) => void): void {
+export function afterBearerCheck(rt: Runtime, token: string, callerStillThere: () => boolean, then: (bearer: BearerCheck) => void, onFault: (e: unknown) => void): void {
   rt.inFlight++;
-  void checkBearer(rt, token).then((bearer) => {
+  checkBearer(rt, token).then((bearer) => {
     rt.inFlight--;
     if (callerStillThere()) then(bearer);
-  });
+  }).catch(onFault);
 }
 
 /**
