@@ -11,6 +11,9 @@ import { sourceAddress } from './identify.ts';
 import { NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
 import { isoTime } from '../audit/time.ts';
 
+const LOWER_CASE = /[a-z]/;
+const LOWER_CASE_METHOD = new RequestRefused('bad_request', 'the method has lower-case letters; HTTP methods are case-sensitive and policy rules name them in upper case');
+
 export interface InboundVerdict {
   /** The method the policy was asked about (GET for a WebSocket over HTTP/2: see websocket-h2.ts). */
   method: string;
@@ -31,6 +34,10 @@ export interface InboundVerdict {
 export function decide(rt: Runtime, identify: Identify, req: IncomingMessage, bearer: BearerCheck = NO_BEARER, method = req.method ?? 'GET'): InboundVerdict {
   const caller = identify(req);
   if (caller instanceof RequestRefused) return { method, caller: null, decision: null, forwardPath: '', refusal: caller, path: null, bearer };
+  // Rules name methods in upper case and match them exactly, as methods are case-sensitive; but
+  // many app frameworks fold case, so a `delete` would pass a rule that denies DELETE and reach
+  // the DELETE handler. HTTP/1.1's parser refuses such methods; HTTP/2 takes any token.
+  if (LOWER_CASE.test(method)) return { method, caller, decision: null, forwardPath: '', refusal: LOWER_CASE_METHOD, path: null, bearer };
   let norm;
   try {
     norm = normalizeTarget(req.url ?? '');

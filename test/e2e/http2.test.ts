@@ -91,6 +91,19 @@ describe('HTTP/2 on the inbound listener', () => {
     assert.equal(app.seen.length, before);
   });
 
+  // HTTP/1.1's parser refuses such methods; HTTP/2 takes any token, and an app that folds case
+  // would run its DELETE handler for a `delete` that a rule denying DELETE did not match.
+  it('refuses an HTTP/2 method with lower-case letters with 400 bad_request, and the app never sees it', async () => {
+    const before = app.seen.length;
+    for (const method of ['delete', 'Delete', 'gEt']) {
+      const r = await h2request(open(pki.clients.billing), { ':method': method, ':path': '/orders/7' });
+      assert.equal(r.status, 400, method);
+      assert.equal((JSON.parse(r.body) as { error: string }).error, 'bad_request', method);
+    }
+    assert.equal(app.seen.length, before);
+    assert.equal((await h2request(open(pki.clients.billing), { ':method': 'DELETE', ':path': '/orders/7' })).status, 200);
+  });
+
   it('relays the app\'s trailers to an HTTP/2 client', async () => {
     const r = await h2request(open(pki.clients.billing), { ':method': 'GET', ':path': '/orders/trailers' });
     assert.equal(r.status, 200);
