@@ -141,7 +141,7 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
     const transport = carriage.transport;
     rt.audit.write(outboundAuditRecord(rt, req, requestId, target, route, null, reason, transport, hop.boundary));
     const rtoken = route?.token ?? null;
-    const h = destinationHeaders(req, target.absolute ? target.authority : null, rtoken?.header ?? null,
+    const h = destinationHeaders(req, target.authority, rtoken?.header ?? null,
       token === null || rtoken === null ? null : token.header(rtoken.scheme), requestId, transport === 'mtls');
     const host = target.host.includes(':') ? `[${target.host}]` : target.host;
     const origin = `${transport === 'plaintext' ? 'http' : 'https'}://${host}:${port}`;

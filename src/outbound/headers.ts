@@ -1,12 +1,13 @@
 // What the destination receives: the app's headers minus hop-by-hop headers, minus every
 // `x-authproxy-*` header (they are instructions to this sidecar, such as x-authproxy-jit, or
 // identity claims that only an inbound sidecar may set), and minus whatever the app sent under the
-// header the route's token goes in; then the token, the request id, for absolute-form requests
-// the Host of the target, and the time left, which the forwarder fills in at each try:
+// header the route's token goes in; then the Host the route was chosen for (one, whatever the app
+// sent: over HTTP/2 a second Host would become the :authority, and a destination that routes by
+// it would get the token meant for the first), the token, the request id, and the time left, which the forwarder fills in at each try:
 // `grpc-timeout` when the app sent one, and `x-authproxy-deadline` on mTLS hops (a peer sidecar
 // honours it; external destinations are not sent the sidecar's own headers).
 import { HOP_BY_HOP, connectionTokens } from '../http/hop-by-hop.ts';
-import { isPseudoHeader, isTeTrailers, h2Authority, type AnyRequest } from '../http/h2.ts';
+import { isPseudoHeader, isTeTrailers, type AnyRequest } from '../http/h2.ts';
 import { OWNED_PREFIX } from '../http/owned.ts';
 
 export interface DestinationHeaders {
@@ -17,26 +18,23 @@ export interface DestinationHeaders {
 
 /**
  * `tokenHeader` (lowercase) is removed from the app's headers and, when `tokenValue` is not
- * null, set to it. `host` replaces the app's Host header when not null.
+ * null, set to it. `host` (the target's authority) replaces every Host line the app sent.
  */
-export function destinationHeaders(req: AnyRequest, host: string | null, tokenHeader: string | null, tokenValue: string | null,
+export function destinationHeaders(req: AnyRequest, host: string, tokenHeader: string | null, tokenValue: string | null,
   requestId: string, toSidecar: boolean): DestinationHeaders {
   const raw = req.rawHeaders;
   const extraHop = connectionTokens(req.headers.connection);
   const out: string[] = [];
-  let hasHost = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (isPseudoHeader(name)) continue;
     const lower = name.toLowerCase();
     if (isTeTrailers(req, lower, raw[i + 1]!)) { out.push('te', 'trailers'); continue; }
     if (HOP_BY_HOP.has(lower) || lower === 'x-request-id' || lower === 'grpc-timeout' || lower.startsWith(OWNED_PREFIX)
-      || lower === tokenHeader || (host !== null && lower === 'host') || (extraHop !== null && extraHop.has(lower))) continue;
-    if (lower === 'host') hasHost = true;
+      || lower === tokenHeader || lower === 'host' || (extraHop !== null && extraHop.has(lower))) continue;
     out.push(name, raw[i + 1]!);
   }
-  const authority = host ?? (hasHost ? undefined : h2Authority(req));
-  if (authority !== undefined) out.push('host', authority);
+  out.push('host', host);
   if (tokenHeader !== null && tokenValue !== null) out.push(tokenHeader, tokenValue);
   out.push('x-request-id', requestId);
   let grpcTimeoutValueAt = -1;

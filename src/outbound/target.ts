@@ -15,21 +15,23 @@ export interface OutboundTarget {
   readonly port: number | null;
   /** Origin-form path and query, as sent. */
   readonly path: string;
-  /** `host[:port]` as the destination's Host header (set from the target for absolute-form). */
+  /** `host[:port]` as named (absolute-form target, else Host or :authority): the destination's one Host header. */
   readonly authority: string;
-  /** The request came in absolute-form, so the Host header is rewritten to `authority`. */
-  readonly absolute: boolean;
 }
 
 const HOST_NAME = /^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$/;
 
 export function outboundTarget(req: AnyRequest): OutboundTarget | RequestRefused {
   const url = req.url ?? '';
+  // RFC 9112 §3.2: more than one Host line is a 400. Which one a hop reads differs (Node keeps the
+  // first, node:http2 lets the last become :authority), so a token could reach a host the route
+  // was not chosen for.
+  if (hostLines(req.rawHeaders) > 1) return new RequestRefused('bad_request', 'more than one Host header');
   if (url.startsWith('/')) {
     // HTTP/2 (h2c from a gRPC client) names the destination in :authority instead of Host.
     const host = req.headers.host ?? h2Authority(req);
     if (!host) return new RequestRefused('bad_request', 'origin-form request without a Host header: name the destination in Host, or send an absolute URL (HTTP_PROXY)');
-    return withAuthority(host, url, false);
+    return withAuthority(host, url);
   }
   const scheme = url.slice(0, 7).toLowerCase();
   if (scheme !== 'http://') {
@@ -42,10 +44,10 @@ export function outboundTarget(req: AnyRequest): OutboundTarget | RequestRefused
   while (end < url.length && url[end] !== '/' && url[end] !== '?' && url[end] !== '#') end++;
   const rest = url.slice(end);
   const path = rest === '' ? '/' : rest[0] === '?' ? `/${rest}` : rest;
-  return withAuthority(url.slice(7, end), path, true);
+  return withAuthority(url.slice(7, end), path);
 }
 
-function withAuthority(authority: string, path: string, absolute: boolean): OutboundTarget | RequestRefused {
+function withAuthority(authority: string, path: string): OutboundTarget | RequestRefused {
   if (authority.includes('@')) return new RequestRefused('bad_request', 'credentials in the request URL are not forwarded; remove user:password@');
   let host: string | null;
   let portText = '';
@@ -77,7 +79,13 @@ function withAuthority(authority: string, path: string, absolute: boolean): Outb
     if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) return badHost();
     port = Number(portText);
   }
-  return { host, port, path, authority, absolute };
+  return { host, port, path, authority };
+}
+
+function hostLines(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') n++;
+  return n;
 }
 
 function badHost(): RequestRefused {

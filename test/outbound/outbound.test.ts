@@ -192,6 +192,15 @@ describe('outbound path with the real issuer', () => {
     return (await auditLines(audit)).filter((l) => l.requestId === requestId);
   };
 
+  // Over HTTP/2 the second Host would become the :authority of a hop routed, and given its token, by the first.
+  it('a request with two Host lines is refused with 400, audited, and never leaves with the route\'s token', async () => {
+    const port = new URL(app.upstream).port;
+    const raw = await rawRequest(`GET /two-hosts HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nHost: evil.example\r\nx-request-id: two-hosts\r\nConnection: close\r\n\r\n`);
+    assert.match(raw, /^HTTP\/1\.1 400/);
+    assert.match(raw, /more than one Host header/);
+    assert.deepEqual((await recordsOf('two-hosts')).map((l) => [l.decision, l.code]), [['deny', 'bad_request']]);
+  });
+
   it('CONNECT tunnels are refused with 400 and a message saying to send http:// URLs', async () => {
     const raw = await rawRequest('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
     assert.match(raw, /^HTTP\/1\.1 400/);

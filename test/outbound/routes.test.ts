@@ -24,16 +24,25 @@ test('absolute-form targets name the destination; the authority wins over Host a
   assert.equal(t.host, 'payments.example.com');
   assert.equal(t.port, 8080);
   assert.equal(t.path, '/a/../b?x=%2F');
-  assert.equal(t.absolute, true);
   const q = outboundTarget(fakeReq('http://[::1]?x', []));
   assert.ok(!(q instanceof RequestRefused));
   assert.deepEqual([q.host, q.port, q.path], ['::1', null, '/?x']);
 });
 
+test('refuses a request with more than one Host line, in either form, whatever their values', () => {
+  for (const url of ['/charge', 'http://payments.svc/charge']) {
+    for (const hosts of [['Host', 'payments.svc', 'Host', 'evil.example'], ['Host', 'payments.svc', 'host', 'payments.svc']]) {
+      const t = outboundTarget(fakeReq(url, hosts));
+      assert.ok(t instanceof RequestRefused, `${url} ${hosts.join(' ')}`);
+      assert.equal(t.code, 'bad_request');
+    }
+  }
+});
+
 test('origin-form targets take the destination from Host', () => {
   const t = outboundTarget(fakeReq('/charge', ['Host', 'payments.svc:9000']));
   assert.ok(!(t instanceof RequestRefused));
-  assert.deepEqual([t.host, t.port, t.path, t.absolute], ['payments.svc', 9000, '/charge', false]);
+  assert.deepEqual([t.host, t.port, t.path], ['payments.svc', 9000, '/charge']);
 });
 
 test('refuses targets it cannot route: no Host, https://, credentials, bad hosts and ports', () => {
@@ -110,7 +119,7 @@ test('destination headers drop hop-by-hop and x-authproxy-* headers and replace 
   assert.deepEqual(pairs, ['Accept: */*', 'host: a.example:80', 'x-api-key: tok', 'x-request-id: rid', 'grpc-timeout: ', 'x-authproxy-deadline: ']);
   assert.equal(h.headers[h.grpcTimeoutValueAt - 1], 'grpc-timeout');
   assert.equal(h.headers[h.deadlineValueAt - 1], 'x-authproxy-deadline');
-  const external = destinationHeaders(req, null, null, null, 'rid', false);
+  const external = destinationHeaders(req, 'a.example', null, null, 'rid', false);
   assert.ok(external.headers.includes('X-Api-Key'), 'without a route token the app\'s headers pass');
   assert.ok(!external.headers.includes('x-authproxy-deadline'), 'only a peer sidecar is sent the sidecar\'s own deadline header');
 });
