@@ -11,7 +11,7 @@ import { makePki, BILLING_ID, SERVER_ID, type TestPki, type ClientFiles } from '
 import { startApp, type TestApp } from '../support/app.ts';
 import { startSidecar, type Sidecar } from '../support/sidecar.ts';
 import { policyDir, TEST_POLICY } from '../support/policy-dir.ts';
-import { tlsOptions, curl, h2request } from '../support/clients.ts';
+import { tlsOptions, curl, h2request, httpsGet } from '../support/clients.ts';
 import { viaProxy } from '../tokens/support.ts';
 import { Pool } from 'undici';
 import { startByteRelay } from '../../bench/lib/relay.ts';
@@ -30,6 +30,12 @@ describe('HTTP/2 on the inbound listener', () => {
     pki = await makePki();
     app = await startApp({
       handler: (req, res) => {
+        if (req.url === '/orders/connection-named') {
+          req.resume();
+          res.writeHead(200, { connection: 'keep-alive, x-for-this-hop', 'x-for-this-hop': 'secret', 'x-for-the-client': 'ok' });
+          res.end('named');
+          return true;
+        }
         if (req.url !== '/orders/trailers') return false;
         req.resume();
         res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
@@ -102,6 +108,16 @@ describe('HTTP/2 on the inbound listener', () => {
     }
     assert.equal(app.seen.length, before);
     assert.equal((await h2request(open(pki.clients.billing), { ':method': 'DELETE', ':path': '/orders/7' })).status, 200);
+  });
+
+  it('drops a response header the app named in its Connection header, over either protocol (RFC 9110 §7.6.1)', async () => {
+    const h2 = await h2request(open(pki.clients.billing), { ':method': 'GET', ':path': '/orders/connection-named' });
+    const h1 = await httpsGet(sidecar.inboundPort, '/orders/connection-named', pki.ca, pki.clients.billing);
+    for (const [r, via] of [[h2, 'h2'], [h1, 'http/1.1']] as const) {
+      assert.equal(r.status, 200, via);
+      assert.equal(r.headers['x-for-the-client'], 'ok', via);
+      assert.equal(r.headers['x-for-this-hop'], undefined, via);
+    }
   });
 
   it('relays the app\'s trailers to an HTTP/2 client', async () => {
