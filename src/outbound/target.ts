@@ -6,6 +6,7 @@
 // them (outbound authorization is by host, not by path).
 import { h2Authority, type AnyRequest } from '../http/h2.ts';
 import { canonicalHost } from '../http/ip.ts';
+import { hasTwoHostLines } from '../http/host-lines.ts';
 import { RequestRefused } from '../errors.ts';
 
 export interface OutboundTarget {
@@ -23,10 +24,8 @@ const HOST_NAME = /^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z
 
 export function outboundTarget(req: AnyRequest): OutboundTarget | RequestRefused {
   const url = req.url ?? '';
-  // RFC 9112 §3.2: more than one Host line is a 400. Which one a hop reads differs (Node keeps the
-  // first, node:http2 lets the last become :authority), so a token could reach a host the route
-  // was not chosen for.
-  if (hostLines(req.rawHeaders) > 1) return new RequestRefused('bad_request', 'more than one Host header');
+  // A token could otherwise reach a host the route was not chosen for (host-lines.ts).
+  if (hasTwoHostLines(req.rawHeaders)) return new RequestRefused('bad_request', 'more than one Host header');
   if (url.startsWith('/')) {
     // HTTP/2 (h2c from a gRPC client) names the destination in :authority instead of Host.
     const host = req.headers.host ?? h2Authority(req);
@@ -80,12 +79,6 @@ function withAuthority(authority: string, path: string): OutboundTarget | Reques
     port = Number(portText);
   }
   return { host, port, path, authority };
-}
-
-function hostLines(raw: readonly string[]): number {
-  let n = 0;
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') n++;
-  return n;
 }
 
 function badHost(): RequestRefused {

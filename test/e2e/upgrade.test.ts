@@ -160,4 +160,32 @@ describe('HTTP/1.1 Upgrade requests reach the app as a handshake only', () => {
     assert.ok(closed);
     assert.deepEqual(app.saw.slice(before).map((s) => s.line), ['GET /refuse HTTP/1.1']);
   });
+
+  // After a 101 the caller would speak HTTP/2 straight to the app; the mTLS listener offers h2 by ALPN.
+  it('refuses Upgrade: h2c with 400 bad_request, audited, and the app never sees it', async () => {
+    const before = app.saw.length;
+    const head = 'GET /orders HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n'
+      + 'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nx-request-id: upgrade-h2c\r\n\r\n';
+    const { answer } = await converse(await callers.mTLS!(), head, 'bad_request');
+    assert.equal(statusOf(answer), 400, answer);
+    assert.match(answer, /Upgrade: h2c is not accepted/);
+    assert.equal(app.saw.length, before);
+    assert.equal((await waitForAuditLine(audit, (l) => l.requestId === 'upgrade-h2c'))?.decision, 'deny');
+  });
+
+  // RFC 9112 §3.2; the sidecar, undici and the app could each read another one.
+  for (const [what, head] of [
+    ['a request', 'GET /orders HTTP/1.1\r\nHost: localhost\r\nHost: admin.internal\r\nx-request-id: two-hosts\r\n\r\n'],
+    ['an upgrade', 'GET /orders HTTP/1.1\r\nHost: localhost\r\nHost: admin.internal\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nx-request-id: two-hosts-upgrade\r\n\r\n'],
+  ] as const) {
+    it(`refuses ${what} with two Host lines with 400 bad_request, audited, and the app never sees it`, async () => {
+      const before = app.saw.length;
+      const { answer } = await converse(await callers.mTLS!(), head, 'bad_request');
+      assert.equal(statusOf(answer), 400, answer);
+      assert.match(answer, /more than one Host header/);
+      assert.equal(app.saw.length, before);
+      const id = /x-request-id: ([\w-]+)/.exec(head)![1]!;
+      assert.equal((await waitForAuditLine(audit, (l) => l.requestId === id))?.decision, 'deny');
+    });
+  }
 });
