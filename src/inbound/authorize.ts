@@ -43,7 +43,8 @@ export interface InboundVerdict {
 }
 
 /**
- * `bearer` is the verified bearer token, when the policy set needs tokens and one was presented.
+ * `bearer` is the verified bearer token, when the policy set needs tokens and one was presented
+ * (or the refusal of a token header with more than one line).
  * `method` is what the policy is asked about: the request's own unless a caller translates it.
  */
 export function decide(rt: Runtime, identify: Identify, req: IncomingMessage, bearer: BearerCheck = NO_BEARER, method = req.method ?? 'GET'): InboundVerdict {
@@ -61,6 +62,8 @@ export function decide(rt: Runtime, identify: Identify, req: IncomingMessage, be
     if (e instanceof RequestRefused) return { method, caller, decision: null, forwardPath: '', refusal: e, path: null, bearer };
     throw e;
   }
+  // Credentials that cannot be read unambiguously are refused whatever the policy would say.
+  if (bearer.refusal) return { method, caller, decision: null, forwardPath: '', refusal: bearer.refusal, path: norm.path, bearer };
   const decision = rt.policy.authorize({ principal: caller.principal, method, matchPath: norm.matchPath, token: bearer.claims, nowSeconds: Date.now() / 1000 });
   const forwardPath = norm.path + norm.query;
   if (decision.allow) return { method, caller, decision, forwardPath, refusal: null, path: norm.path, bearer };

@@ -9,13 +9,13 @@ import { requestIdFrom } from '../http/request-id.ts';
 import { decide, auditRecord, refusedBeforePolicy } from './authorize.ts';
 import { refusedAfterAllow, type AuditRecord } from '../audit/record.ts';
 import { h2HeadersOverLimit, headersTooLargeMessage } from '../http/header-limit.ts';
-import { upstreamRequestHeaders } from './headers.ts';
+import { upstreamRequestHeaders, identityHeaders } from './headers.ts';
 import { incomingBudgetMs } from '../forward/deadline.ts';
 import { declaredTooLarge, needsBuffering } from '../forward/body-limit.ts';
 import { readBody } from '../forward/whole-body.ts';
 import { BODY_NOT_RECEIVED } from '../forward/errors.ts';
 import type { Identify } from './identify.ts';
-import { bearerOf, afterBearerCheck, applyBearerHeaders, NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
+import { bearerOf, afterBearerCheck, type BearerCheck } from '../tokens/inbound.ts';
 
 export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Identify, transport: 'mtls' | 'plaintext'): (req: IncomingMessage, res: ServerResponse) => void {
   const maxBody = rt.config.maxBodyBytes;
@@ -46,7 +46,7 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
     const deadlineAt = Date.now() + (budget === null ? requestTimeout : Math.min(requestTimeout, budget));
     // Bearer tokens are verified (asynchronously) only when a rule needs one and one was sent.
     const token = bearerOf(rt, req);
-    if (token === null) { proceed(req, res, start, deadlineAt, requestId, NO_BEARER); return; }
+    if (typeof token !== 'string') { proceed(req, res, start, deadlineAt, requestId, token); return; }
     afterBearerCheck(rt, token, () => !res.destroyed, (bearer) => proceed(req, res, start, deadlineAt, requestId, bearer), (e) => answerFault(res, e));
   };
 
@@ -57,12 +57,7 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
     const record = auditRecord(rt, verdict, req, requestId, transport);
     if (verdict.refusal) { rt.audit.write(record); deny(res, requestId, start, verdict.refusal.code, verdict.refusal.message); return; }
     if (declaredTooLarge(req, maxBody)) { denyAllowed(res, record, start, 'body_too_large', tooLargeMessage); return; }
-    const caller = verdict.caller!;
-    const up = upstreamRequestHeaders(req, { xfcc: caller.xfcc, principal: caller.principal, requestId });
-    if (bearer.presented) {
-      const applied = applyBearerHeaders(up.headers, bearer, verdict.decision?.forwardToken === true, [up.deadlineValueAt, up.grpcTimeoutValueAt], rt.config.tokenHeader);
-      up.headers = applied.headers; up.deadlineValueAt = applied.slots[0]!; up.grpcTimeoutValueAt = applied.slots[1]!;
-    }
+    const up = upstreamRequestHeaders(req, identityHeaders(rt, verdict, requestId));
     rt.inFlight++;
     // One object shape for every call (bufferedBody undefined when there is none), not a
     // conditional spread that gives the relay two shapes to read.

@@ -10,9 +10,9 @@ import { refuseRaw } from '../http/refuse.ts';
 import { requestIdFrom } from '../http/request-id.ts';
 import type { Identify } from './identify.ts';
 import { decide, auditRecord } from './authorize.ts';
-import { upstreamHeaders } from './headers.ts';
+import { upstreamHeaders, identityHeaders } from './headers.ts';
 import { handshakeWithApp, endToEndFields } from './app-handshake.ts';
-import { bearerOf, afterBearerCheck, applyBearerHeaders, NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
+import { bearerOf, afterBearerCheck, type BearerCheck } from '../tokens/inbound.ts';
 import { socketFault } from '../http/fault.ts';
 
 /**
@@ -25,7 +25,7 @@ const EARLY_BYTES_LIMIT = 64 * 1024;
 export function inboundUpgradeHandler(rt: Runtime, identify: Identify, transport: 'mtls' | 'plaintext'): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   return function upgrade(req, socket, head) {
     const token = bearerOf(rt, req);
-    if (token === null) { proceed(req, socket, head, NO_BEARER); return; }
+    if (typeof token !== 'string') { proceed(req, socket, head, token); return; }
     afterBearerCheck(rt, token, () => !socket.destroyed, (bearer) => proceed(req, socket, head, bearer), (e) => socketFault(socket, e));
   };
 
@@ -38,9 +38,7 @@ export function inboundUpgradeHandler(rt: Runtime, identify: Identify, transport
       rt.metrics.request('inbound', 'deny', verdict.refusal.status, 0);
       return;
     }
-    const caller = verdict.caller!;
-    let headers = upstreamHeaders(req, { xfcc: caller.xfcc, principal: caller.principal, requestId }, true);
-    if (bearer.presented) headers = applyBearerHeaders(headers, bearer, verdict.decision?.forwardToken === true, [], rt.config.tokenHeader).headers;
+    const headers = upstreamHeaders(req, identityHeaders(rt, verdict, requestId), true);
 
     // What the caller sends behind its handshake (a WebSocket frame sent ahead, or a pipelined
     // request) is held until the app has answered, and passed on only if that answer is 101.

@@ -19,8 +19,8 @@ import { h2HeadersOverLimit, headersTooLargeMessage } from '../http/header-limit
 import { handshakeWithApp, endToEndFields, type HandshakeFailure } from './app-handshake.ts';
 import type { Identify } from './identify.ts';
 import { decide, auditRecord, refusedBeforePolicy } from './authorize.ts';
-import { upstreamHeaders } from './headers.ts';
-import { bearerOf, afterBearerCheck, applyBearerHeaders, NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
+import { upstreamHeaders, identityHeaders } from './headers.ts';
+import { bearerOf, afterBearerCheck, type BearerCheck } from '../tokens/inbound.ts';
 
 /** RFC 6455 §1.3: the GUID the Sec-WebSocket-Accept hash is taken over. */
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -50,7 +50,7 @@ export function inboundConnectHandler(rt: Runtime, identify: Identify, transport
     }
     const res = resOrSocket as Http2ServerResponse;
     const token = bearerOf(rt, req as IncomingMessage);
-    if (token === null) { proceed(req as Http2ServerRequest, res, requestId, NO_BEARER); return; }
+    if (typeof token !== 'string') { proceed(req as Http2ServerRequest, res, requestId, token); return; }
     afterBearerCheck(rt, token, () => !res.stream.destroyed, (bearer) => proceed(req as Http2ServerRequest, res, requestId, bearer), (e) => answerFault(res, e));
   };
 
@@ -64,9 +64,7 @@ export function inboundConnectHandler(rt: Runtime, identify: Identify, transport
       rt.metrics.request('inbound', 'deny', verdict.refusal.status, (performance.now() - start) / 1000);
       return;
     }
-    const caller = verdict.caller!;
-    let headers = withoutKey(upstreamHeaders(asHttp1, { xfcc: caller.xfcc, principal: caller.principal, requestId }));
-    if (bearer.presented) headers = applyBearerHeaders(headers, bearer, verdict.decision?.forwardToken === true, [], rt.config.tokenHeader).headers;
+    const headers = withoutKey(upstreamHeaders(asHttp1, identityHeaders(rt, verdict, requestId)));
     const key = randomBytes(16).toString('base64');
     headers.push('connection', 'Upgrade', 'upgrade', 'websocket', 'sec-websocket-key', key);
     if (req.headers['sec-websocket-version'] === undefined) headers.push('sec-websocket-version', '13');

@@ -1,9 +1,12 @@
 // Bearer tokens on the inbound path. Tokens play a part only when the policy set has a rule with
-// `token:`; then a `Bearer` credential is the sidecar's: it is verified, its claims reach the app
-// as `x-authproxy-claims`, and the raw token is removed (unless the deciding rule says
-// `forwardToken: true`). A token that fails verification counts as no token: rules that need one
-// answer 401 invalid_token, and the audit record says why it failed. Without token rules the
-// Authorization header is the app's business and passes untouched.
+// `token:`; then the token header is the sidecar's: a `Bearer` credential in it is verified, its
+// claims reach the app as `x-authproxy-claims`, and every line of the header is removed before the
+// app (unless the deciding rule says `forwardToken: true` and the token was verified: then that one
+// line passes). A token that fails verification counts as no token: rules that need one answer 401
+// invalid_token, and the audit record says why it failed. More than one line of the token header is
+// refused (400 bad_request): which line a check reads and which one an app reads may differ
+// (Node keeps the first, other stacks the last or all). Without token rules the header is the app's
+// business and passes untouched.
 // The token is read from `authorization` as `Bearer <token>` by default. `--token-header NAME`
 // reads it from another header instead (bare, or with a Bearer prefix): between sidecars over
 // HTTP/2 a token outside `authorization` can be indexed by HPACK and sent once per connection
@@ -11,35 +14,74 @@
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Runtime } from '../runtime/state.ts';
-import type { TokenClaims } from '../policy/types.ts';
+import type { Decision, TokenClaims } from '../policy/types.ts';
+import { RequestRefused } from '../errors.ts';
 
 export interface BearerCheck {
-  /** A bearer token was presented while tokens are in play: the sidecar consumes it. */
-  readonly presented: boolean;
   /** Verified claims; undefined when none were presented or verification failed. */
   readonly claims: TokenClaims | undefined;
   readonly claimsHeader: string | null;
   /** Why a presented token was not accepted (for the audit record; never quotes the token). */
   readonly problem: string | null;
+  /** The credentials cannot be read unambiguously: the request is refused before the policy is asked. */
+  readonly refusal: RequestRefused | null;
 }
 
-export const NO_BEARER: BearerCheck = Object.freeze({ presented: false, claims: undefined, claimsHeader: null, problem: null });
+export const NO_BEARER: BearerCheck = Object.freeze({ claims: undefined, claimsHeader: null, problem: null, refusal: null });
 
 export const CLAIMS_HEADER = 'x-authproxy-claims';
 
-/** The bearer token to verify, or null when tokens play no part in this request. */
-export function bearerOf(rt: Runtime, req: IncomingMessage | Http2ServerRequest): string | null {
-  if (!rt.policy.requiresToken) return null;
+/**
+ * RFC 9110 §11.4: `credentials = auth-scheme [ 1*SP ( token68 / #auth-param ) ]`, the scheme
+ * case-insensitive. HTAB is accepted as well as SP: refusing it as "no token" would be what lets
+ * `Bearer<TAB>token` past a check that an app reading it more leniently then honours.
+ */
+const BEARER_SCHEME = /^bearer[ \t]+/i;
+
+/**
+ * The bearer token to verify, or the check to go on with when there is nothing to verify
+ * (NO_BEARER: tokens play no part, or no Bearer credential was sent; or a refusal when the token
+ * header has more than one line). A request without the token header costs one property lookup.
+ */
+export function bearerOf(rt: Runtime, req: IncomingMessage | Http2ServerRequest): string | BearerCheck {
+  if (!rt.policy.requiresToken) return NO_BEARER;
   const name = rt.config.tokenHeader;
-  const a = req.headers[name];
-  if (typeof a !== 'string') return null;
-  if (a.length >= 7 && a.slice(0, 7).toLowerCase() === 'bearer ') return a.slice(7).trim();
-  return name === 'authorization' || a.length === 0 ? null : a.trim();
+  if (req.headers[name] === undefined) return NO_BEARER;
+  // req.headers keeps the first line of a singleton such as authorization and joins the lines of
+  // other names with ", ": the field lines themselves are in rawHeaders (any case; HTTP/2 included).
+  const raw = req.rawHeaders;
+  let value: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    if (n.length !== name.length || n.toLowerCase() !== name) continue;
+    if (value !== undefined) return ambiguous(name);
+    value = raw[i + 1]!;
+  }
+  if (value === undefined) return NO_BEARER;
+  const scheme = BEARER_SCHEME.exec(value);
+  // Another scheme (Basic…) in authorization is not a bearer token: the header is removed all the same.
+  const token = scheme !== null ? value.slice(scheme[0].length).trim() : name === 'authorization' ? '' : value.trim();
+  return token.length === 0 ? NO_BEARER : token;
+}
+
+function ambiguous(name: string): BearerCheck {
+  const refusal = new RequestRefused('bad_request', `more than one ${name} header: a request carries one credential`);
+  return { claims: undefined, claimsHeader: null, problem: refusal.message, refusal };
+}
+
+/**
+ * The token header to remove from what the app receives: every line of it while tokens are in
+ * play, unless the deciding rule forwards the token and the one token sent was verified (more
+ * than one line never gets this far: bearerOf refused it). Null when the header passes as sent.
+ */
+export function tokenHeaderToDrop(rt: Runtime, decision: Decision | null, bearer: BearerCheck): string | null {
+  if (!rt.policy.requiresToken) return null;
+  return decision?.forwardToken === true && bearer.claims !== undefined ? null : rt.config.tokenHeader;
 }
 
 export async function checkBearer(rt: Runtime, token: string): Promise<BearerCheck> {
   if (rt.verifier === null) {
-    return { presented: true, claims: undefined, claimsHeader: null, problem: 'no token issuer is configured (--issuer)' };
+    return { claims: undefined, claimsHeader: null, problem: 'no token issuer is configured (--issuer)', refusal: null };
   }
   let v;
   try { v = await rt.verifier.verify(token); } catch (e) {
@@ -47,8 +89,8 @@ export async function checkBearer(rt: Runtime, token: string): Promise<BearerChe
   }
   rt.metrics.tokenVerified(v.ok ? 'valid' : 'invalid');
   return v.ok
-    ? { presented: true, claims: v.token.claims, claimsHeader: v.token.header, problem: null }
-    : { presented: true, claims: undefined, claimsHeader: null, problem: v.reason };
+    ? { claims: v.token.claims, claimsHeader: v.token.header, problem: null, refusal: null }
+    : { claims: undefined, claimsHeader: null, problem: v.reason, refusal: null };
 }
 
 /**
@@ -64,21 +106,4 @@ export function afterBearerCheck(rt: Runtime, token: string, callerStillThere: (
     rt.inFlight--;
     if (callerStillThere()) then(bearer);
   }).catch(onFault);
-}
-
-/**
- * The app's headers after a bearer token was consumed: the token header removed unless forwarded,
- * `x-authproxy-claims` added when verified. The caller's own x-authproxy-* headers were already
- * dropped. Returns where the slots at `slots` (value indexes) moved to, in the same order.
- */
-export function applyBearerHeaders(headers: string[], check: BearerCheck, forward: boolean, slots: readonly number[] = [], tokenHeader = 'authorization'): { headers: string[]; slots: number[] } {
-  const out: string[] = [];
-  const moved = slots.map(() => -1);
-  for (let i = 0; i < headers.length; i += 2) {
-    if (!forward && headers[i]!.toLowerCase() === tokenHeader) continue;
-    for (let s = 0; s < slots.length; s++) if (slots[s] === i + 1) moved[s] = out.length + 1;
-    out.push(headers[i]!, headers[i + 1]!);
-  }
-  if (check.claimsHeader !== null) out.push(CLAIMS_HEADER, check.claimsHeader);
-  return { headers: out, slots: moved };
 }

@@ -5,7 +5,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 
-export interface Seen { method: string; url: string; headers: IncomingMessage['headers'] }
+export interface Seen {
+  method: string; url: string; headers: IncomingMessage['headers'];
+  /** The field lines as received: req.headers keeps only the first of a repeated Authorization. */
+  rawHeaders: string[];
+}
 
 export interface TestApp {
   server: Server;
@@ -19,7 +23,7 @@ export async function startApp(opts: { socketPath?: string; handler?: (req: Inco
   const seen: Seen[] = [];
   // Large enough for 32 KB tokens: the app's own header limit is not what these tests measure.
   const server = createServer({ maxHeaderSize: 128 * 1024 }, (req, res) => {
-    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
+    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders });
     if (opts.handler?.(req, res)) return;
     if (req.url?.startsWith('/upload')) {
       let bytes = 0;
@@ -36,7 +40,7 @@ export async function startApp(opts: { socketPath?: string; handler?: (req: Inco
   });
   const wss = new WebSocketServer({ server });
   wss.on('connection', (ws, req) => {
-    seen.push({ method: 'WS', url: req.url ?? '', headers: req.headers });
+    seen.push({ method: 'WS', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders });
     ws.on('message', (data, isBinary) => ws.send(isBinary ? data : `echo: ${String(data)}`));
   });
   await new Promise<void>((resolve) => {
