@@ -33,6 +33,8 @@ export interface H2DispatcherOptions {
   fallback: Dispatcher | null;
   /** A session without traffic for this long takes no new requests and closes once its streams end. */
   idleTimeoutMs?: number;
+  /** A request trailer name dropped besides those trailers.ts drops: the inbound --token-header. */
+  ownedTrailer?: string | null;
 }
 
 /**
@@ -59,7 +61,7 @@ export class H2Dispatcher {
     const origin = String(opts.origin);
     let state = this.#origins.get(origin);
     if (state?.http1) return this.#o.fallback!.dispatch(opts, handler);
-    const call = new H2Call(opts, handler);
+    const call = new H2Call(opts, handler, this.#o.ownedTrailer ?? null);
     if (this.#closed) { call.fail(new Error('dispatcher closed')); return false; }
     if (state?.session && !state.session.closed && !state.session.destroyed) { call.send(state.session); return true; }
     // No state, a failed attempt, or a session that is closing: connect afresh.
@@ -171,8 +173,10 @@ class H2Call implements Dispatcher.DispatchController {
   /** The request body when it is streamed (not a buffer): piped in, and its trailers sent on. */
   #bodyStream: (Readable & { trailers?: IncomingHttpHeaders }) | null = null;
 
-  constructor(opts: H2DispatchOptions, handler: Dispatcher.DispatchHandler) {
-    this.#opts = opts; this.#handler = handler;
+  readonly #ownedTrailer: string | null;
+
+  constructor(opts: H2DispatchOptions, handler: Dispatcher.DispatchHandler, ownedTrailer: string | null) {
+    this.#opts = opts; this.#handler = handler; this.#ownedTrailer = ownedTrailer;
     // The handler may abort while the session is still being set up.
     handler.onRequestStart?.(this, {});
   }
@@ -249,7 +253,7 @@ class H2Call implements Dispatcher.DispatchController {
   // The request body has been sent: its trailers (none is an empty DATA frame that ends the stream).
   readonly #onWantTrailers = (): void => {
     try {
-      this.#stream!.sendTrailers(forwardableTrailers(this.#bodyStream ? this.#bodyStream.trailers : this.#opts.requestTrailers));
+      this.#stream!.sendTrailers(forwardableTrailers(this.#bodyStream ? this.#bodyStream.trailers : this.#opts.requestTrailers, this.#ownedTrailer));
     } catch (e) { this.fail(e as Error); }
   };
   readonly #onData = (chunk: Buffer): void => { if (!this.#done) this.#handler.onResponseData?.(this, chunk); };

@@ -56,6 +56,8 @@ export interface UpstreamOptions {
   maxRetries: number;
   retryBudget: RetryBudget;
   onRetry?: (result: 'attempted' | 'budget_exhausted') => void;
+  /** Inbound: the token header (--token-header), which a caller may not send on in a request trailer either. */
+  ownedTrailer?: string;
 }
 
 /** What the relay needs of a connection pool: undici's dispatch (a Pool, an Agent, or H2Dispatcher). */
@@ -74,7 +76,7 @@ export class UpstreamPool {
     this.opts = opts;
     const socket = target.kind === 'unix' ? { socketPath: target.socketPath } : {};
     this.pool = target.h2c
-      ? new H2Dispatcher({ tls: null, connectTimeoutMs: opts.connectTimeoutMs, maxHeaderBytes: opts.maxHeaderBytes, fallback: null, ...socket })
+      ? new H2Dispatcher({ tls: null, connectTimeoutMs: opts.connectTimeoutMs, maxHeaderBytes: opts.maxHeaderBytes, fallback: null, ownedTrailer: opts.ownedTrailer ?? null, ...socket })
       : new Pool(this.origin, {
         ...socket,
         headersTimeout: opts.timeoutMs,

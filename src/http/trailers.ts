@@ -12,12 +12,15 @@ const NOT_IN_TRAILERS: ReadonlySet<string> = new Set([
   'host', 'content-length', 'content-type', 'content-encoding', 'content-range', 'authorization', 'cookie',
 ]);
 
-/** The trailers to send on, from a request's received trailers (lowercased names). */
-export function forwardableTrailers(received: IncomingHttpHeaders | undefined): OutgoingHttpHeaders {
+/**
+ * The trailers to send on, from a request's received trailers (lowercased names). `owned` is one
+ * more name the sidecar owns: the inbound token header when it is not authorization (--token-header).
+ */
+export function forwardableTrailers(received: IncomingHttpHeaders | undefined, owned: string | null = null): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   if (!received) return out;
   for (const name in received) {
-    if (isPseudoHeader(name) || HOP_BY_HOP.has(name) || NOT_IN_TRAILERS.has(name) || isSidecarOwned(name)) continue;
+    if (isPseudoHeader(name) || HOP_BY_HOP.has(name) || NOT_IN_TRAILERS.has(name) || isSidecarOwned(name) || name === owned) continue;
     const value = received[name];
     if (value !== undefined) out[name] = value;
   }

@@ -70,7 +70,7 @@ export async function start(config: Config): Promise<Running> {
     timeoutMs: config.upstreamTimeoutMs, connectTimeoutMs: config.connectTimeoutMs,
     maxHeaderBytes: config.maxHeaderBytes,
     maxRetries: config.maxRetries, retryBudget: new RetryBudget(config.retryBudget, config.retryBudgetFloor),
-    onRetry: (result) => metrics.retry('inbound', result),
+    onRetry: (result) => metrics.retry('inbound', result), ownedTrailer: config.tokenHeader,
   });
   const inbound = createInboundServer(rt, upstream);
   const closeAllInbound = trackConnections(inbound);

@@ -14,7 +14,7 @@ import { tlsOptions } from '../support/clients.ts';
 const SPOOFED = { 'x-authproxy-principal': 'spiffe://evil/x', 'x-forwarded-client-cert': 'By=evil', authorization: 'Bearer stolen', cookie: 'session=stolen' };
 
 describe('request trailers to an HTTP/2 app', () => {
-  let pki: TestPki; let sidecar: Sidecar; let limited: Sidecar; let app: Http2Server;
+  let pki: TestPki; let sidecar: Sidecar; let limited: Sidecar; let meshHeader: Sidecar; let app: Http2Server;
   const seen = new Map<string, { bytes: number; trailers: IncomingHttpHeaders | null }>();
 
   before(async () => {
@@ -32,16 +32,16 @@ describe('request trailers to an HTTP/2 app', () => {
     const args = ['--upstream', `h2c://127.0.0.1:${(app.address() as AddressInfo).port}`, '--cert', pki.server.cert, '--key', pki.server.key,
       '--ca', pki.ca, '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'];
     // With a body limit, a body of undeclared size is read whole and checked before it is forwarded (src/forward/body-limit.ts).
-    [sidecar, limited] = await Promise.all([startSidecar(args), startSidecar([...args, '--max-body-bytes', '10000'])]);
+    [sidecar, limited, meshHeader] = await Promise.all([startSidecar(args), startSidecar([...args, '--max-body-bytes', '10000']), startSidecar([...args, '--token-header', 'x-mesh-token'])]);
   });
-  after(async () => { await sidecar?.stop(); await limited?.stop(); app?.close(); await pki?.cleanup(); });
+  after(async () => { await sidecar?.stop(); await limited?.stop(); await meshHeader?.stop(); app?.close(); await pki?.cleanup(); });
 
   /** Sends an HTTP/2 POST of 2,000 bytes with trailers, spoofed ones among them, and returns what the app saw. */
-  async function h2WithTrailers(path: string, headers: Record<string, string> = {}): Promise<{ bytes: number; trailers: IncomingHttpHeaders | null } | undefined> {
-    const session = h2connect(`https://localhost:${sidecar.inboundPort}`, { ...tlsOptions(pki.ca, pki.clients.billing), host: '127.0.0.1' });
+  async function h2WithTrailers(path: string, headers: Record<string, string> = {}, via = sidecar, extra: Record<string, string> = {}): Promise<{ bytes: number; trailers: IncomingHttpHeaders | null } | undefined> {
+    const session = h2connect(`https://localhost:${via.inboundPort}`, { ...tlsOptions(pki.ca, pki.clients.billing), host: '127.0.0.1' });
     try {
       const stream = session.request({ ':method': 'POST', ':path': path, ...headers }, { waitForTrailers: true });
-      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'sha256=abc', ...SPOOFED }));
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'sha256=abc', ...SPOOFED, ...extra }));
       stream.end(Buffer.alloc(2000, 1));
       let status = 0;
       stream.on('response', (h) => { status = Number(h[':status']); });
@@ -57,6 +57,14 @@ describe('request trailers to an HTTP/2 app', () => {
     assert.equal(got?.bytes, 2000);
     assert.equal(got?.trailers?.['x-checksum'], 'sha256=abc');
     for (const name of Object.keys(SPOOFED)) assert.equal(got?.trailers?.[name], undefined, name);
+  });
+
+  it('drops a request trailer named as the --token-header, as it drops authorization: a caller cannot assert a token in a trailer', async () => {
+    for (const [path, headers] of [['/upload/mesh-streamed', {}], ['/upload/mesh-declared', { 'content-length': '2000' }]] as const) {
+      const got = await h2WithTrailers(path, headers, meshHeader, { 'x-mesh-token': 'forged.token.here' });
+      assert.equal(got?.trailers?.['x-checksum'], 'sha256=abc', path);
+      assert.equal(got?.trailers?.['x-mesh-token'], undefined, path);
+    }
   });
 
   // A declared body of up to 64 KiB is read whole before it is forwarded (src/forward/whole-body.ts).
