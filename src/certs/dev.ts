@@ -1,7 +1,7 @@
 // Dev mode's certificates: a CA, the sidecar's own workload certificate and a client certificate
 // for curl, created once under one directory and reused on every later start.
 import { X509Certificate } from 'node:crypto';
-import { lstat } from 'node:fs/promises';
+import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseSpiffeId } from '../identity/spiffe.ts';
 import { caPaths, loadCa } from './ca.ts';
@@ -27,6 +27,10 @@ export interface DevPki {
 
 export const DEV_CA_DAYS = 365;
 export const DEV_LEAF_DAYS = 90;
+// A certificate this close to its end is made again at the next start, so that a dev setup left
+// alone for months starts as it did on day one (a sidecar refuses an expired certificate).
+const RENEW_LEAF_WITHIN_MS = 7 * 86_400_000;
+const RENEW_CA_WITHIN_MS = 30 * 86_400_000;
 
 export function toSpiffeId(trustDomain: string, id: string): string {
   const full = id.startsWith('spiffe://') ? id : `spiffe://${trustDomain}/${id.replace(/^\/+/, '')}`;
@@ -43,10 +47,20 @@ async function present(path: string): Promise<boolean> {
   }
 }
 
+/** Both files of a pair are there, and the certificate is valid now and for `renewWithinMs` more. */
+async function usable(cert: string, key: string, renewWithinMs: number): Promise<boolean> {
+  if (!await present(cert) || !await present(key)) return false;
+  let c: X509Certificate;
+  try { c = new X509Certificate(await readFile(cert)); } catch { return false; }
+  const now = Date.now();
+  return new Date(c.validFrom).getTime() <= now && new Date(c.validTo).getTime() - now > renewWithinMs;
+}
+
 /**
- * Create whatever of the dev PKI is missing under `dir` and return the paths. A certificate and
- * its key are one unit: both present means reuse as-is, otherwise both are (re)written. A new CA
- * also means new leaves, since leaves signed by a previous CA could no longer be verified.
+ * Create whatever of the dev PKI is missing or about to expire under `dir` and return the paths.
+ * A certificate and its key are one unit: both present and the certificate valid for days yet
+ * means reuse as-is, otherwise both are (re)written. A new CA also means new leaves, since leaves
+ * signed by a previous CA could no longer be verified.
  */
 export async function ensureDevPki(dir: string, opts: DevPkiOptions): Promise<DevPki> {
   if (!parseSpiffeId(`spiffe://${opts.trustDomain}`)) throw new Error(`'${opts.trustDomain}' is not a valid trust domain`);
@@ -58,10 +72,9 @@ export async function ensureDevPki(dir: string, opts: DevPkiOptions): Promise<De
     workloadCert: join(dir, 'workload.crt'), workloadKey: join(dir, 'workload.key'),
     clientCert: join(dir, 'client.crt'), clientKey: join(dir, 'client.key'),
   };
-  const has = async (a: string, b: string): Promise<boolean> => await present(a) && await present(b);
-  const needCa = !await has(paths.caCert, paths.caKey);
-  const needWorkload = needCa || !await has(paths.workloadCert, paths.workloadKey);
-  const needClient = needCa || !await has(paths.clientCert, paths.clientKey);
+  const needCa = !await usable(paths.caCert, paths.caKey, RENEW_CA_WITHIN_MS);
+  const needWorkload = needCa || !await usable(paths.workloadCert, paths.workloadKey, RENEW_LEAF_WITHIN_MS);
+  const needClient = needCa || !await usable(paths.clientCert, paths.clientKey, RENEW_LEAF_WITHIN_MS);
   const result = { caCert: paths.caCert, workloadCert: paths.workloadCert, workloadKey: paths.workloadKey,
     clientCert: paths.clientCert, clientKey: paths.clientKey };
   if (!needCa && !needWorkload && !needClient) return { ...result, created: false };

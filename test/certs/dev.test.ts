@@ -1,12 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { ensureDevPki } from '../../src/certs/dev.ts';
+import { loadCa } from '../../src/certs/ca.ts';
+import { createCA, issueCertificate } from '../../src/certs/pki.ts';
 import { openssl, scratch } from './helpers.ts';
 
 const OPTS = { trustDomain: 'dev.local', workloadId: 'spiffe://dev.local/ns/dev/sa/app', clientId: 'ns/dev/sa/client' };
@@ -73,6 +76,40 @@ test('ensureDevPki reissues the leaves when it has to create a new CA', async ()
     for (const leaf of [pki.workloadCert, pki.clientCert]) {
       assert.equal((await openssl(dir, ['verify', '-CAfile', pki.caCert, leaf])).code, 0, leaf);
     }
+  } finally { await cleanup(); }
+});
+
+test('ensureDevPki reissues a leaf that has expired or is within a week of it, signed by the existing CA', async () => {
+  const { dir, cleanup } = await scratch();
+  try {
+    const pki = await ensureDevPki(dir, OPTS);
+    const ca = await loadCa(dir);
+    const DAY = 86_400_000;
+    const expired = await issueCertificate(ca, { spiffeId: OPTS.workloadId, notBefore: new Date(Date.now() - 91 * DAY), notAfter: new Date(Date.now() - DAY) });
+    const ending = await issueCertificate(ca, { spiffeId: 'spiffe://dev.local/ns/dev/sa/client', notAfter: new Date(Date.now() + 3 * DAY) });
+    await writeFile(pki.workloadCert, expired.certPem); await writeFile(pki.workloadKey, expired.keyPem);
+    await writeFile(pki.clientCert, ending.certPem); await writeFile(pki.clientKey, ending.keyPem);
+    const caBefore = await readFile(pki.caCert, 'utf8');
+    assert.equal((await ensureDevPki(dir, OPTS)).created, true);
+    assert.equal(await readFile(pki.caCert, 'utf8'), caBefore, 'the CA, far from its end, is kept');
+    for (const leaf of [pki.workloadCert, pki.clientCert]) {
+      const c = new X509Certificate(await readFile(leaf));
+      assert.ok(new Date(c.validTo).getTime() > Date.now() + 80 * DAY, `${leaf} renewed`);
+      assert.equal((await openssl(dir, ['verify', '-CAfile', pki.caCert, leaf])).code, 0, leaf);
+    }
+  } finally { await cleanup(); }
+});
+
+test('ensureDevPki makes a new CA, and new leaves, when the CA is within a month of its end', async () => {
+  const { dir, cleanup } = await scratch();
+  try {
+    const pki = await ensureDevPki(dir, OPTS);
+    const old = await createCA({ trustDomain: OPTS.trustDomain, days: 20 });
+    await writeFile(pki.caCert, old.certPem); await writeFile(join(dir, 'ca.key'), old.keyPem);
+    assert.equal((await ensureDevPki(dir, OPTS)).created, true);
+    const ca = new X509Certificate(await readFile(pki.caCert));
+    assert.ok(new Date(ca.validTo).getTime() > Date.now() + 300 * 86_400_000, 'a fresh CA');
+    for (const leaf of [pki.workloadCert, pki.clientCert]) assert.equal((await openssl(dir, ['verify', '-CAfile', pki.caCert, leaf])).code, 0, leaf);
   } finally { await cleanup(); }
 });
 
