@@ -1,5 +1,6 @@
 // Parsing of listen addresses and upstream targets, shared by config validation and the CLI.
 import { ConfigError } from '../errors.ts';
+import { withoutUserinfo } from '../http/url-text.ts';
 
 export interface ListenAddress { host: string; port: number }
 
@@ -33,11 +34,13 @@ export function parseUpstream(value: string, field = 'upstream'): Upstream {
     return { kind: 'unix', socketPath, display: `${h2c ? 'h2c+' : ''}unix:${socketPath}`, h2c };
   }
   let url: URL;
-  try { url = new URL(value); } catch { throw new ConfigError(`'${value}' is not a URL (http://host:port, h2c://host:port, unix:/path.sock or h2c+unix:/path.sock)`, { field }); }
+  // Messages quote `shown`: the value without any user:password@ in it.
+  const shown = withoutUserinfo(value);
+  try { url = new URL(value); } catch { throw new ConfigError(`'${shown}' is not a URL (http://host:port, h2c://host:port, unix:/path.sock or h2c+unix:/path.sock)`, { field }); }
   const h2c = url.protocol === 'h2c:';
   if (h2c) url = new URL(`http:${value.slice('h2c:'.length)}`);
-  if (url.protocol !== 'http:') throw new ConfigError(`'${value}': the app is reached over plain http://, h2c://, unix: or h2c+unix:`, { field });
-  if (url.pathname !== '/' || url.search || url.username) throw new ConfigError(`'${value}' must be http://host:port with no path, query or credentials`, { field });
+  if (url.protocol !== 'http:') throw new ConfigError(`'${shown}': the app is reached over plain http://, h2c://, unix: or h2c+unix:`, { field });
+  if (url.pathname !== '/' || url.search || url.username || url.password) throw new ConfigError(`'${shown}' must be http://host:port with no path, query or credentials`, { field });
   const port = url.port ? Number(url.port) : 80;
   return { kind: 'tcp', origin: `http://${url.host}`, host: url.hostname.replace(/^\[|\]$/g, ''), port, display: h2c ? `h2c://${url.host}` : url.origin, h2c };
 }

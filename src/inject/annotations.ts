@@ -1,6 +1,6 @@
 // Per-pod settings, read from pod (template) annotations. The table below is the documentation:
 // docs/kubernetes.md lists the same names and defaults, and a test keeps the two in step.
-import { isHttpUrl, isQuantity, isResourceName, type InjectSettings } from './settings.ts';
+import { issuerProblem, isQuantity, isResourceName, type InjectSettings } from './settings.ts';
 import type { Container, PodTemplate } from './k8s.ts';
 
 export const PREFIX = 'authproxy.dev/';
@@ -72,7 +72,8 @@ export function podSettings(template: PodTemplate, settings: InjectSettings): Po
   if (!isResourceName(policiesConfigMap)) throw new AnnotationError(ANNOTATIONS.policiesConfigMap, `'${policiesConfigMap}' is not a ConfigMap name`);
 
   const issuer = get(ANNOTATIONS.issuer) ?? settings.issuer;
-  if (issuer && !isHttpUrl(issuer)) throw new AnnotationError(ANNOTATIONS.issuer, `'${issuer}' is not an http(s) URL`);
+  const issuerBad = issuer ? issuerProblem(issuer) : null;
+  if (issuerBad) throw new AnnotationError(ANNOTATIONS.issuer, issuerBad);
 
   const clientId = get(ANNOTATIONS.clientId) ?? '';
   if (clientId && !issuer) throw new AnnotationError(ANNOTATIONS.clientId, `a client id needs a token issuer: set ${ANNOTATIONS.issuer} too`);

@@ -13,6 +13,7 @@ export const VOLUME_NAMES = { certs: 'authproxy-certs', policies: 'authproxy-pol
 export const OUTBOUND_PROXY = `http://127.0.0.1:${SIDECAR_PORTS.outbound}`;
 const NO_PROXY_BASE = ['localhost', '127.0.0.1', '::1'];
 const DEFAULT_CONTAINER = 'kubectl.kubernetes.io/default-container';
+export const HOST_NETWORK_SKIP = "hostNetwork pod: the sidecar would listen on the node's addresses and serve its outbound proxy to the whole node";
 
 export type SidecarMode = 'native-sidecar' | 'sidecar';
 
@@ -34,6 +35,13 @@ export function mutatePodTemplate(template: PodTemplate, namespace: NamespaceMet
   try {
     wanted = optIn(template, namespace);
     if (!wanted.inject) return { action: 'skip', reason: wanted.reason };
+    // A host-network pod shares the node's network namespace: the sidecar's 0.0.0.0:15443 and
+    // :15000 (/config, /metrics) would listen on the node's addresses, its token-adding proxy on
+    // 127.0.0.1:15001 would serve every host-network process on the node, and a second such pod
+    // on the node could not bind at all. Skipped (not refused), as Linkerd and Istio do, so a
+    // DaemonSet in an opted-in namespace still runs; checked before the annotations, which would
+    // not be used.
+    if (template.spec.hostNetwork === true) return { action: 'skip', reason: HOST_NETWORK_SKIP };
     pod = podSettings(template, settings);
   } catch (e) {
     if (e instanceof AnnotationError) return { action: 'refuse', field: e.annotation, message: e.message };

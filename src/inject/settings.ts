@@ -5,6 +5,8 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.ts';
 import { isObject } from './k8s.ts';
+import { DEFAULTS } from '../config/config.ts';
+import { issuerUrlProblem } from '../tokens/issuer-url.ts';
 
 export type CertSource = 'secret' | 'csi';
 
@@ -64,8 +66,14 @@ export function isResourceName(v: string): boolean {
 
 export function isTrustDomain(v: string): boolean { return /^[a-z0-9._-]+$/.test(v); }
 
-export function isHttpUrl(v: string): boolean {
-  try { const u = new URL(v); return u.protocol === 'https:' || u.protocol === 'http:'; } catch { return false; }
+/**
+ * Why the sidecar would refuse `v` as its --issuer, or null: the sidecar's own check, with the
+ * client authentication injected sidecars run with (the injector never sets --client-auth, so it is
+ * the sidecar's default, tls_client_auth, which needs https://). A looser check here let every
+ * injected pod crash-loop on a URL the sidecar refuses at start.
+ */
+export function issuerProblem(v: string): string | null {
+  return issuerUrlProblem(v, DEFAULTS.clientAuth);
 }
 
 type Where = { file?: string; field: string };
@@ -92,7 +100,8 @@ export function buildSettings(raw: unknown, file?: string): InjectSettings {
   const trustDomain = str(raw, 'trustDomain', 'trustDomain', d.trustDomain);
   if (!isTrustDomain(trustDomain)) throw new ConfigError(`'${trustDomain}' is not a SPIFFE trust domain name`, at('trustDomain'));
   const issuer = str(raw, 'issuer', 'issuer', d.issuer);
-  if (issuer && !isHttpUrl(issuer)) throw new ConfigError(`'${issuer}' is not an http(s) URL`, at('issuer'));
+  const issuerBad = issuer ? issuerProblem(issuer) : null;
+  if (issuerBad) throw new ConfigError(issuerBad, at('issuer'));
   const policiesConfigMap = str(raw, 'policiesConfigMap', 'policiesConfigMap', d.policiesConfigMap);
   if (!isResourceName(policiesConfigMap)) throw new ConfigError(`'${policiesConfigMap}' is not a ConfigMap name`, at('policiesConfigMap'));
   const nativeRaw = raw.nativeSidecar ?? d.nativeSidecar;

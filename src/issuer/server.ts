@@ -7,6 +7,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Provider } from 'oidc-provider';
 import { ConfigError } from '../errors.ts';
+import { withoutUserinfo } from '../http/url-text.ts';
 import { log } from '../log.ts';
 import { parseListen, type ListenAddress } from '../config/address.ts';
 import { APPROVALS_PATH, handleApprovals } from './admin.ts';
@@ -139,16 +140,17 @@ function defaultIssuerUrl(host: string, port: number, https: boolean): string {
 /** An origin (no path, query, fragment); http:// only on loopback, where nothing else can listen in. */
 function checkIssuerUrl(value: string, https: boolean): void {
   const u = URL.parse(value);
-  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw new ConfigError(`'${value}' is not an http(s) URL`, { field: 'issuerUrl' });
-  if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash || u.username) {
-    throw new ConfigError(`'${value}' must be an origin (scheme://host:port) with no path, query or credentials`, { field: 'issuerUrl' });
+  const shown = withoutUserinfo(value); // never quote credentials
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw new ConfigError(`'${shown}' is not an http(s) URL`, { field: 'issuerUrl' });
+  if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash || u.username || u.password) {
+    throw new ConfigError(`'${shown}' must be an origin (scheme://host:port) with no path, query or credentials`, { field: 'issuerUrl' });
   }
   if (https !== (u.protocol === 'https:')) {
-    throw new ConfigError(`'${value}' must use ${https ? 'https' : 'http'}:// (the issuer serves ${https ? 'HTTPS' : 'plain HTTP'})`, { field: 'issuerUrl' });
+    throw new ConfigError(`'${shown}' must use ${https ? 'https' : 'http'}:// (the issuer serves ${https ? 'HTTPS' : 'plain HTTP'})`, { field: 'issuerUrl' });
   }
   const host = u.hostname.replace(/^\[|\]$/g, '');
   if (!https && !(host === 'localhost' || host.startsWith('127.') || host === '::1')) {
-    throw new ConfigError(`'${value}': a plain-HTTP issuer must be on a loopback host; give --cert, --key and --ca to serve HTTPS`, { field: 'issuerUrl' });
+    throw new ConfigError(`'${shown}': a plain-HTTP issuer must be on a loopback host; give --cert, --key and --ca to serve HTTPS`, { field: 'issuerUrl' });
   }
 }
 

@@ -2,8 +2,7 @@
 // has to merge them. Each key is also a run flag (kebab-case), like every other config key.
 import { ConfigError } from '../errors.ts';
 import { parseDuration } from '../config/duration.ts';
-import { isIP } from 'node:net';
-import { isLoopbackIp } from '../http/ip.ts';
+import { issuerUrlProblem } from './issuer-url.ts';
 
 export interface TokenSettings {
   /** Explicit token endpoint; null = discovered from `issuer`. */
@@ -103,25 +102,8 @@ export function parseTokenSettings(get: Get, issuer: string | null, clientAuth: 
   };
 }
 
-/**
- * Tokens and client assertions travel to these URLs, and JWKS keys come from them: https://, or
- * http:// on a loopback host only (the dev issuer), where nobody else can read or answer.
- */
+/** The shared token-URL check (src/tokens/issuer-url.ts), as a ConfigError naming the field. */
 function checkIssuerUrl(value: string, field: string, clientAuth: string): void {
-  const u = URL.parse(value);
-  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password || u.hash) {
-    throw new ConfigError(`'${value}' must be an http(s) URL without credentials or fragment`, { field });
-  }
-  if (u.protocol === 'http:' && !isLoopbackHost(u.hostname)) {
-    throw new ConfigError(`'${value}': plain http:// is only allowed on a loopback host; use https://`, { field });
-  }
-  if (clientAuth === 'tls_client_auth' && u.protocol !== 'https:') {
-    throw new ConfigError(`'${value}': tls_client_auth presents the workload certificate, which needs https://`, { field });
-  }
-}
-
-/** `hostname` as URL prints it (canonical; IPv6 in brackets). */
-function isLoopbackHost(hostname: string): boolean {
-  const h = hostname.replace(/^\[|\]$/g, '');
-  return h === 'localhost' || (isIP(h) !== 0 && isLoopbackIp(h));
+  const problem = issuerUrlProblem(value, clientAuth);
+  if (problem) throw new ConfigError(problem, { field });
 }

@@ -75,3 +75,26 @@ describe('configuration', () => {
     assert.throws(() => parseUpstream('unix:relative.sock'), ConfigError);
   });
 });
+
+describe('URLs with credentials', () => {
+  it('are refused without quoting the credentials: issuer, token endpoint, JWKS and upstream', () => {
+    const base = { upstream: 'http://127.0.0.1:3000', cert: 'a', key: 'b', ca: ['c'] };
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ issuer: 'https://user:s3cret@idp.example/' }, 'issuer'],
+      [{ issuer: 'https://:s3cret@idp.example/' }, 'issuer'],
+      [{ issuer: 'https://user:pa#s3cret@idp.example/' }, 'issuer'],
+      [{ tokenEndpoint: 'https://user:s3cret@idp.example/token' }, 'tokenEndpoint'],
+      [{ jwksUri: 'https://user:s3cret@idp.example/jwks' }, 'jwksUri'],
+      [{ upstream: 'http://user:s3cret@127.0.0.1:3000' }, 'upstream'],
+      // Only a password: URL.username is empty, and this one used to be accepted.
+      [{ upstream: 'http://:s3cret@127.0.0.1:3000' }, 'upstream'],
+    ];
+    for (const [raw, field] of cases) {
+      assert.throws(() => buildConfig([{ ...base, ...raw }], '/srv'), (e: ConfigError) => {
+        assert.equal(e.field, field, e.message);
+        assert.doesNotMatch(e.message, /s3cret/);
+        return true;
+      }, JSON.stringify(raw));
+    }
+  });
+});

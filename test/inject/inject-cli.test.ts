@@ -329,3 +329,62 @@ test('the injector stopped the moment it says it is listening closes and exits 0
     }
   } finally { await pki.cleanup(); }
 });
+
+// The sidecar refuses plain http:// off loopback and URLs with credentials (src/tokens/issuer-url.ts);
+// the injector accepted both, so every injected pod crash-looped, and the refusal quoted the secret.
+const BAD_ISSUERS: Array<[string, RegExp]> = [
+  ['http://issuer.auth.svc.cluster.local:8080', /plain http:\/\/ is only allowed on a loopback host/],
+  ['https://user:s3cret@issuer.example.com/', /credentials in the URL are not allowed/],
+];
+
+test('--issuer and authproxy.dev/issuer are refused when the sidecar would refuse them, without quoting credentials', async () => {
+  for (const [url, why] of BAD_ISSUERS) {
+    const flag = await inject(['-f', '-', '--config', settingsFile, '--issuer', url], stringify(sampleDeployment({})));
+    assert.equal(flag.code, 2, `${url}: ${flag.stderr}`);
+    assert.equal(flag.stdout, '');
+    assert.match(flag.stderr, /field issuer: /);
+    assert.match(flag.stderr, why);
+    assert.doesNotMatch(flag.stderr, /s3cret/);
+
+    const annotated = await inject(['-f', '-', '--config', settingsFile], stringify(sampleDeployment({ annotations: { 'authproxy.dev/issuer': url } })));
+    assert.equal(annotated.code, 1, `${url}: ${annotated.stderr}`);
+    assert.equal(annotated.stdout, '');
+    assert.match(annotated.stderr, /deployment\/web refused \(authproxy\.dev\/issuer: /);
+    assert.match(annotated.stderr, why);
+    assert.doesNotMatch(annotated.stderr, /s3cret/);
+  }
+});
+
+test('the sidecar\'s own refusal of an issuer URL does not quote its credentials', async () => {
+  const run = await new Promise<Run>((resolve, reject) => {
+    execFile(process.execPath, [BIN, '--upstream', 'http://127.0.0.1:8080', '--issuer', 'https://user:s3cret@issuer.example.com/'],
+      { cwd: dir }, (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') { reject(err); return; }
+        resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
+      });
+  });
+  assert.equal(run.code, 2, run.stderr);
+  assert.match(run.stderr, /field issuer: 'https:\/\/issuer\.example\.com\/': credentials in the URL are not allowed/);
+  assert.doesNotMatch(run.stderr + run.stdout, /s3cret/);
+});
+
+test('a hostNetwork DaemonSet is left as it is, with the reason on stderr', async () => {
+  const text = `apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: shop}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      hostNetwork: true
+      containers:
+        - name: agent
+          image: example/agent
+          ports: [{containerPort: 9100}]
+`;
+  const run = await inject(['-f', '-', '--config', settingsFile], text);
+  assert.equal(run.code, 0, run.stderr);
+  assert.deepEqual(docs(run.stdout), docs(text));
+  assert.match(run.stderr, /daemonset\/agent skipped \(hostNetwork pod: /);
+});

@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mutatePodTemplate, SIDECAR_NAME, type Mutation } from '../../src/inject/mutate.ts';
 import { buildSettings } from '../../src/inject/settings.ts';
+import { buildConfig } from '../../src/config/config.ts';
+import { parseRunFlags } from '../../src/config/flags.ts';
 import type { Container, NamespaceMeta, PodTemplate } from '../../src/inject/k8s.ts';
 import { samplePod, sampleDeployment, TEST_SETTINGS, validateK8s } from './support/k8s.ts';
 
@@ -258,4 +260,38 @@ test('the legacy postStart hook returns only once the sidecar answers /readyz', 
   } finally {
     server.close();
   }
+});
+
+test('an issuer URL the injector accepts is one the sidecar accepts, and one it refuses the sidecar refuses too', () => {
+  // The sidecar is started with exactly the args the injector writes; a URL only the injector
+  // accepted made every injected pod exit 2 at start (crash loop).
+  const urls = [
+    'https://idp.example.net/realms/shop', 'https://idp.example.net:8443/', 'https://[2001:db8::1]/',
+    'http://issuer.auth.svc.cluster.local:8080', 'http://127.0.0.1:8080/', 'https://user:s3cret@issuer.example.com/',
+    'https://:s3cret@issuer.example.com/', 'https://idp.example.net/#frag', 'ftp://idp', 'not a url',
+  ];
+  for (const url of urls) {
+    const m = mutatePodTemplate(podTemplate({ 'authproxy.dev/inject': 'true' }, { 'authproxy.dev/issuer': url }), NS, TEST_SETTINGS);
+    const sidecarArgs = m.action === 'inject'
+      ? sidecarOf(m.template).args as string[]
+      : ['--upstream=http://127.0.0.1:8080', '--cert=a', '--key=b', '--ca=c', `--issuer=${url}`];
+    let sidecarError: string | null = null;
+    try { buildConfig([parseRunFlags(sidecarArgs).raw], '/'); } catch (e) { sidecarError = (e as Error).message; }
+    assert.equal(m.action === 'inject', sidecarError === null, `${url}: injector ${m.action}, sidecar ${sidecarError ?? 'accepts'}`);
+    if (m.action === 'refuse') {
+      assert.equal(m.field, 'authproxy.dev/issuer');
+      assert.doesNotMatch(m.message, /s3cret/, m.message);
+      assert.doesNotMatch(sidecarError!, /s3cret/, sidecarError!);
+    }
+  }
+});
+
+test('a hostNetwork pod is skipped even when opted in, with the reason, and its annotations are not checked', () => {
+  const t = podTemplate({ 'authproxy.dev/inject': 'true' }, { 'authproxy.dev/upstream-port': 'ninety' });
+  t.spec.hostNetwork = true;
+  const m = mutatePodTemplate(t, NS, TEST_SETTINGS);
+  assert.equal(m.action, 'skip');
+  if (m.action === 'skip') assert.match(m.reason, /hostNetwork/);
+  t.spec.hostNetwork = false;
+  assert.equal(mutatePodTemplate(t, NS, TEST_SETTINGS).action, 'refuse', 'hostNetwork: false is an ordinary pod');
 });

@@ -224,3 +224,53 @@ test('a rotated serving certificate is picked up without a restart, and a broken
   assert.equal((await get(injector.port, ca, '/healthz')).peerFingerprint, after);
   assert.doesNotMatch(injector.stderr(), /PRIVATE KEY/);
 });
+
+test('an authproxy.dev/issuer the sidecar would refuse is denied, and the denial and the log do not quote credentials', async () => {
+  // Injected, these made every pod exit 2 at start (crash loop), and the sidecar's message quoted the password.
+  const cases: Array<[string, RegExp]> = [
+    ['http://issuer.auth.svc.cluster.local:8080', /plain http:\/\/ is only allowed on a loopback host/],
+    ['https://user:s3cret@issuer.example.com/', /credentials in the URL are not allowed/],
+  ];
+  for (const [url, why] of cases) {
+    const uid = `issuer-${cases.findIndex(([u]) => u === url)}`;
+    const r = await send(admissionReview(replicaSetPod({ 'authproxy.dev/inject': 'true' }, { 'authproxy.dev/issuer': url }), { uid }));
+    assert.equal(r.response.allowed, false, url);
+    assert.equal(r.response.patch, undefined);
+    assert.match(r.response.status?.message ?? '', /authproxy\.dev\/issuer: /);
+    assert.match(r.response.status?.message ?? '', why);
+    assert.doesNotMatch(JSON.stringify(r), /s3cret/);
+    for (let i = 0; i < 50 && !injector.logs().some((l) => l.uid === uid); i++) await sleep(50);
+    assert.equal(injector.logs().find((l) => l.uid === uid)?.msg, 'webhook: refused', injector.stderr());
+  }
+  assert.doesNotMatch(injector.stderr(), /s3cret/);
+});
+
+test('the injector does not start with an --issuer the sidecar would refuse, and does not quote its credentials', async () => {
+  for (const [url, why] of [
+    ['http://issuer.auth.svc.cluster.local:8080', /field issuer: .*plain http:\/\/ is only allowed on a loopback host/],
+    ['https://user:s3cret@issuer.example.com/', /field issuer: 'https:\/\/issuer\.example\.com\/': credentials in the URL are not allowed/],
+  ] as const) {
+    await assert.rejects(startInjector(['--cert', pki.certFile, '--key', pki.keyFile, '--issuer', url]), (e: Error) => {
+      assert.match(e.message, /injector exited 2/);
+      assert.match(e.message, why);
+      assert.doesNotMatch(e.message, /s3cret/);
+      return true;
+    });
+  }
+});
+
+test('a hostNetwork pod is admitted without a patch, and the skip is logged with the reason', async () => {
+  const pod = replicaSetPod({ 'authproxy.dev/inject': 'true' }) as { spec: Record<string, unknown> };
+  pod.spec.hostNetwork = true;
+  const r = await send(admissionReview(pod, { uid: 'hostnet-uid' }));
+  assert.equal(r.response.allowed, true);
+  assert.equal(r.response.patch, undefined);
+  for (let i = 0; i < 50 && !injector.logs().some((l) => l.uid === 'hostnet-uid'); i++) await sleep(50);
+  const line = injector.logs().find((l) => l.uid === 'hostnet-uid');
+  assert.ok(line, injector.stderr());
+  assert.equal(line.msg, 'webhook: skipped');
+  assert.match(String(line.reason), /^hostNetwork pod: /);
+  // In a namespace opted in as a whole (a DaemonSet's usual case) too.
+  const inMeshed = await send(admissionReview(pod, { namespace: 'meshed' }));
+  assert.equal(inMeshed.response.patch, undefined);
+});
