@@ -28,6 +28,8 @@ export class Metrics {
   private readonly tokenEvents: Record<string, number> = {};
   /** Inbound bearer-token verifications, by result. */
   private readonly tokenVerifications: Record<string, number> = {};
+  /** Audit records accepted but never written, by reason (see src/audit/writer.ts). */
+  private readonly auditDrops: Record<'backlog' | 'write_error', number> = { backlog: 0, write_error: 0 };
   /** Gauges computed at scrape time (certificate expiry, policy digest info). */
   private readonly gauges: Array<() => string> = [];
 
@@ -55,6 +57,8 @@ export class Metrics {
   tokenVerified(result: 'valid' | 'invalid'): void {
     this.tokenVerifications[result] = (this.tokenVerifications[result] ?? 0) + 1;
   }
+
+  auditDropped(reason: 'backlog' | 'write_error', records: number): void { this.auditDrops[reason] += records; }
 
   addGauge(render: () => string): void { this.gauges.push(render); }
 
@@ -103,6 +107,10 @@ export class Metrics {
     lines.push('# HELP authproxy_token_verifications_total Inbound bearer tokens verified, by result.');
     lines.push('# TYPE authproxy_token_verifications_total counter');
     for (const [result, n] of Object.entries(this.tokenVerifications)) lines.push(`authproxy_token_verifications_total{result="${result}"} ${n}`);
+    // Both reasons from the start, so rate() and alerts see a 0 before the first drop.
+    lines.push('# HELP authproxy_audit_records_dropped_total Audit records never written: backlog (the sink stopped taking them and the backlog bound was reached) or write_error (a write failed, e.g. ENOSPC).');
+    lines.push('# TYPE authproxy_audit_records_dropped_total counter');
+    for (const [reason, n] of Object.entries(this.auditDrops)) lines.push(`authproxy_audit_records_dropped_total{reason="${reason}"} ${n}`);
     for (const g of this.gauges) lines.push(g());
     return lines.join('\n') + '\n';
   }

@@ -6,7 +6,7 @@ import { parseRunFlags, RUN_FLAGS } from '../config/flags.ts';
 import { formatListen } from '../config/address.ts';
 import { ConfigError } from '../errors.ts';
 import { start } from '../runtime/start.ts';
-import { stopSignal } from './stop-signal.ts';
+import { stopSignal, reopenSignal } from './stop-signal.ts';
 
 export const DEV_TRUST_DOMAIN = 'example.org';
 export const DEV_WORKLOAD_ID = `spiffe://${DEV_TRUST_DOMAIN}/ns/dev/sa/app`;
@@ -38,6 +38,7 @@ export async function runCommand(argv: string[]): Promise<number> {
 
   // Before anything starts: the `ready` line is written inside start() (stop-signal.ts says why).
   const stopped = stopSignal();
+  const onReopen = reopenSignal();
 
   let clientPaths: { cert: string; key: string; ca: string } | null = null;
   if (config.dev) {
@@ -63,6 +64,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     if (e instanceof ConfigError) { console.error(`authproxy: ${e.message}`); return 1; }
     throw e;
   }
+  const { audit } = running.rt;
+  onReopen(() => void audit.reopen());
   if (clientPaths) printDevBanner(config, running.addresses.inbound.port, running.addresses.admin, clientPaths, running.addresses.outbound, devIssuer?.issuer.url ?? null);
 
   await running.shutdown(await stopped);

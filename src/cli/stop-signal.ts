@@ -9,3 +9,14 @@ export function stopSignal(): Promise<NodeJS.Signals> {
     process.once('SIGINT', () => resolve('SIGINT'));
   });
 }
+
+// SIGHUP reopens the audit log, for logrotate's `postrotate` (`kill -HUP`) after it moved the
+// file; nginx reopens its logs on USR1 and Envoy on SIGUSR1, but Node reserves SIGUSR1 for its
+// inspector. Listened for from the start, like the stop signals: Node's default action for SIGHUP
+// kills the process with no drain and no flush. A SIGHUP before start-up is done has nothing to
+// reopen (the file was just opened) and is ignored.
+export function reopenSignal(): (reopen: () => void) => void {
+  let handler: (() => void) | null = null;
+  process.on('SIGHUP', () => handler?.());
+  return (reopen) => { handler = reopen; };
+}

@@ -58,7 +58,7 @@ export async function start(config: Config): Promise<Running> {
     : (await import('../tokens/service.ts')).createTokenServices(config, () => rt.tls, metrics);
   const rt: Runtime = {
     config, tls, policy, trustDomains: acceptedTrustDomains(config, tls),
-    audit: await openAuditLog(config.auditLog), metrics, ready: false, draining: false, inFlight: 0,
+    audit: await openAuditLog(config.auditLog, { counter: metrics }), metrics, ready: false, draining: false, inFlight: 0,
     tokens: tokenServices.outbound, verifier: tokenServices.verifier,
   };
   if (policy.requiresToken && !rt.verifier) log.warn('policies require bearer tokens but no --issuer is configured: every request needing a token will be refused with 401');
