@@ -3,7 +3,7 @@ import { relative, isAbsolute } from 'node:path';
 import { buildConfig, readConfigFile, type Config, type RawConfig } from '../config/config.ts';
 import type { DevIssuer } from '../tokens/dev-issuer.ts';
 import { parseRunFlags, RUN_FLAGS } from '../config/flags.ts';
-import { formatListen } from '../config/address.ts';
+import { formatListen, type ListenAddress } from '../config/address.ts';
 import { ConfigError } from '../errors.ts';
 import { start } from '../runtime/start.ts';
 import { stopSignal, reopenSignal } from './stop-signal.ts';
@@ -60,27 +60,31 @@ export async function runCommand(argv: string[]): Promise<number> {
   try {
     running = await start(config);
   } catch (e) {
+    // start() has closed whatever it had opened; with the dev issuer closed too and the signal
+    // listeners gone, nothing is left to keep the process alive, and it exits 1 at once.
+    stopped.release();
     await devIssuer?.issuer.close();
-    if (e instanceof ConfigError) { console.error(`authproxy: ${e.message}`); return 1; }
-    throw e;
+    console.error(`authproxy: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
   }
   const { audit } = running.rt;
   onReopen(() => void audit.reopen());
-  if (clientPaths) printDevBanner(config, running.addresses.inbound.port, running.addresses.admin, clientPaths, running.addresses.outbound, devIssuer?.issuer.url ?? null);
+  if (clientPaths) printDevBanner(config, running.addresses.inbound, running.addresses.admin, clientPaths, running.addresses.outbound, devIssuer?.issuer.url ?? null);
 
   await running.shutdown(await stopped);
   await devIssuer?.issuer.close();
   return 0;
 }
 
-function printDevBanner(config: Config, port: number, admin: { host: string; port: number }, client: { cert: string; key: string; ca: string },
-  outbound: { host: string; port: number }, issuer: string | null): void {
+function printDevBanner(config: Config, inbound: ListenAddress, admin: ListenAddress, client: { cert: string; key: string; ca: string },
+  outbound: ListenAddress, issuer: string | null): void {
   const rel = (p: string): string => { const r = relative(process.cwd(), p); return r && !r.startsWith('..') && !isAbsolute(r) ? r : p; };
-  const host = config.listen.host === '0.0.0.0' || config.listen.host === '127.0.0.1' ? 'localhost' : config.listen.host;
+  // formatListen brackets an IPv6 host: https://::1:25444/ is not a URL curl can use.
+  const at = formatListen({ host: ['0.0.0.0', '::', '127.0.0.1'].includes(inbound.host) ? 'localhost' : inbound.host, port: inbound.port });
   console.log([
     '',
     'authproxy dev mode',
-    `  inbound mTLS  https://${host}:${port}  ->  app ${config.upstream.display}`,
+    `  inbound mTLS  https://${at}  ->  app ${config.upstream.display}`,
     `  outbound      http://${formatListen(outbound)}  (the app's HTTP_PROXY; tokens per OutboundRoute)`,
     `  admin         http://${formatListen(admin)}/readyz  /metrics  /config`,
     ...(issuer ? [`  token issuer  ${issuer}  (dev; JIT: authproxy issuer approve --issuer ${issuer} --client ${DEV_WORKLOAD_ID} --role ROLE --for 15m)`] : []),
@@ -88,7 +92,7 @@ function printDevBanner(config: Config, port: number, admin: { host: string; por
     `  policies      ${config.policies ? rel(config.policies) : '(none: every trusted peer is allowed)'}`,
     '',
     'try it (a request as the dev client, through the sidecar to your app):',
-    `  curl --cacert ${rel(client.ca)} --cert ${rel(client.cert)} --key ${rel(client.key)} https://${host}:${port}/`,
+    `  curl --cacert ${rel(client.ca)} --cert ${rel(client.cert)} --key ${rel(client.key)} https://${at}/`,
     '',
   ].join('\n'));
 }

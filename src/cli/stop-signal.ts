@@ -3,11 +3,19 @@
 // "listening" line is out leaves a moment in which a signal sent on seeing that line takes Node's
 // default action and kills the process without a drain (test/e2e/lifecycle.test.ts). A signal that
 // arrives while the command is still starting is kept until it asks.
-export function stopSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
+//
+// release() removes the listeners, for a command whose start failed: it has nothing to drain, and
+// while the listeners are installed SIGTERM and SIGINT do nothing at all.
+export function stopSignal(): Promise<NodeJS.Signals> & { release(): void } {
+  let onTerm = (): void => {};
+  let onInt = (): void => {};
+  const received = new Promise<NodeJS.Signals>((resolve) => {
+    onTerm = () => resolve('SIGTERM');
+    onInt = () => resolve('SIGINT');
+    process.once('SIGTERM', onTerm);
+    process.once('SIGINT', onInt);
   });
+  return Object.assign(received, { release: () => { process.off('SIGTERM', onTerm); process.off('SIGINT', onInt); } });
 }
 
 // SIGHUP reopens the audit log, for logrotate's `postrotate` (`kill -HUP`) after it moved the

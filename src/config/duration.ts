@@ -10,11 +10,26 @@ export function parseDuration(value: string | number, field: string): number {
   return Math.round(Number(m[1]) * UNIT_MS[m[2]!]!);
 }
 
-/** Byte sizes: a number, or with a k/m/g suffix (powers of 1024), e.g. 64k. */
+/**
+ * The largest size accepted: 1 TiB. Past it a size is a typo, not a limit. It must also stay well
+ * under 2^53 - 1, the largest maxHeaderSize node:http accepts (and the largest integer a number
+ * holds exactly): '99999999999g' used to pass here and make node:http throw a RangeError in the
+ * middle of start-up, after the admin and inbound listeners were already open.
+ */
+export const MAX_BYTES = 1024 ** 4;
+
+/** Byte sizes: a number, or with a k/m/g suffix (powers of 1024), e.g. 64k; at most MAX_BYTES. */
 export function parseBytes(value: string | number, field: string): number {
-  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return value;
-  const m = /^(\d+)\s*([kmg]i?b?)?$/i.exec(String(value).trim());
-  if (!m) throw new ConfigError(`'${String(value)}' is not a size like 65536 or 64k`, { field });
-  const mult = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m[2]?.[0] ?? '').toLowerCase()] ?? 1;
-  return Number(m[1]) * mult;
+  let n: number;
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) n = value;
+  else {
+    const m = /^(\d+)\s*([kmg]i?b?)?$/i.exec(String(value).trim());
+    if (!m) throw new ConfigError(`'${String(value)}' is not a size like 65536 or 64k`, { field });
+    const mult = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m[2]?.[0] ?? '').toLowerCase()] ?? 1;
+    n = Number(m[1]) * mult;
+  }
+  if (n > MAX_BYTES) {
+    throw new ConfigError(`'${String(value)}' is larger than the largest size accepted, 1024g (1 TiB) (--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)})`, { field });
+  }
+  return n;
 }

@@ -21,6 +21,7 @@ import { OutboundAgents } from '../outbound/agents.ts';
 import { acceptedTrustDomains, type Runtime } from './state.ts';
 import { loadPolicies } from './policies.ts';
 import { watchForReload } from './reload.ts';
+import { isLoopbackIp } from '../http/ip.ts';
 import { log } from '../log.ts';
 
 export interface Running {
@@ -44,21 +45,58 @@ function listen(server: NetServer, at: ListenAddress): Promise<ListenAddress> {
 
 const NO_TOKENS: TokenServices = { outbound: null, verifier: null, close: async () => {} };
 
+/** Resolves once the server is closed; a server that never listened (or is closed already) counts as closed. */
+function closeServer(server: NetServer): Promise<void> {
+  return new Promise((resolve) => { server.close(() => resolve()); });
+}
+
+/**
+ * What start() has opened, each registered with its close the moment it is open. If a later step
+ * throws (a port in use, a name that does not resolve), unwind() closes them, newest first: a
+ * listener left open would keep the failed process alive, serving traffic, with the SIGTERM
+ * listener already installed so Kubernetes could only SIGKILL it. The normal shutdown drains
+ * first and then unwinds the same stack, so there is one list of what to close.
+ */
+class Closers {
+  readonly #stack: Array<{ what: string; close: () => void | Promise<void> }> = [];
+  add(what: string, close: () => void | Promise<void>): void { this.#stack.push({ what, close }); }
+  /** Closes everything, newest first; one close failing does not keep the others open. */
+  async unwind(): Promise<void> {
+    for (let c = this.#stack.pop(); c; c = this.#stack.pop()) {
+      try { await c.close(); } catch (e) { log.error('closing failed', { what: c.what, error: (e as Error).message }); }
+    }
+  }
+}
+
 export async function start(config: Config): Promise<Running> {
+  const closers = new Closers();
+  try {
+    return await open(config, closers);
+  } catch (e) {
+    await closers.unwind();
+    throw e;
+  }
+}
+
+async function open(config: Config, closers: Closers): Promise<Running> {
   const metrics = new Metrics();
   const tls = await loadTlsMaterial({ cert: config.cert!, key: config.key!, ca: config.ca });
   if (!chainsToBundle(tls)) {
     log.warn('the workload certificate does not chain to the trust bundle; peers using the same bundle will refuse it', { cert: config.cert });
   }
   const policy = await loadPolicies(config.policies);
+  // Opened before the token services so that it is closed after them (the stack unwinds newest first).
+  const audit = await openAuditLog(config.auditLog, { counter: metrics });
+  closers.add('audit log', () => audit.close());
   // Token services read the certificate through this getter, so a rotated one is used at once.
   // Loaded only when an issuer is configured: the JWT and OAuth client code (jose) costs ~14 MB
   // of resident memory that a sidecar without tokens never needs.
   const tokenServices: TokenServices = config.issuer === null && config.tokenEndpoint === null ? NO_TOKENS
     : (await import('../tokens/service.ts')).createTokenServices(config, () => rt.tls, metrics);
+  closers.add('token services', () => tokenServices.close());
   const rt: Runtime = {
     config, tls, policy, trustDomains: acceptedTrustDomains(config, tls),
-    audit: await openAuditLog(config.auditLog, { counter: metrics }), metrics, ready: false, draining: false, inFlight: 0,
+    audit, metrics, ready: false, draining: false, inFlight: 0,
     tokens: tokenServices.outbound, verifier: tokenServices.verifier,
   };
   if (policy.requiresToken && !rt.verifier) log.warn('policies require bearer tokens but no --issuer is configured: every request needing a token will be refused with 401');
@@ -66,19 +104,25 @@ export async function start(config: Config): Promise<Running> {
 
   const admin = createAdminServer(rt);
   const adminAt = await listen(admin, config.adminListen);
+  closers.add('admin listener', () => { admin.closeAllConnections(); return closeServer(admin); });
   const upstream = new UpstreamPool(config.upstream, {
     timeoutMs: config.upstreamTimeoutMs, connectTimeoutMs: config.connectTimeoutMs,
     maxHeaderBytes: config.maxHeaderBytes,
     maxRetries: config.maxRetries, retryBudget: new RetryBudget(config.retryBudget, config.retryBudgetFloor),
     onRetry: (result) => metrics.retry('inbound', result), ownedTrailer: config.tokenHeader,
   });
+  closers.add('upstream pool', () => upstream.close());
   const inbound = createInboundServer(rt, upstream);
   const closeAllInbound = trackConnections(inbound);
   const inboundAt = await listen(inbound, config.listen);
+  // By the time this runs a shutdown has drained (see below); at a failed start it cuts at once.
+  closers.add('inbound listener', () => { const closed = closeServer(inbound); closeAllInbound(); return closed; });
   const plaintext = config.plaintextListen ? createPlaintextServer(rt, upstream) : null;
   const plaintextAt = plaintext && config.plaintextListen ? await listen(plaintext, config.plaintextListen) : null;
+  if (plaintext && plaintextAt) closers.add('plaintext listener', () => { const closed = closeServer(plaintext); plaintext.closeAllConnections(); return closed; });
   if (plaintext && policy.boundaries.length === 0) log.warn('the plaintext listener is on but no TrustBoundary is loaded: every plaintext request will be refused');
   const outboundAgents = new OutboundAgents(config, () => rt.tls, () => rt.policy);
+  closers.add('outbound agents', () => outboundAgents.close());
   const outbound = createOutboundServer(rt, {
     agents: outboundAgents,
     classifier: new DestinationClassifier(() => rt.policy),
@@ -89,7 +133,10 @@ export async function start(config: Config): Promise<Running> {
     },
   });
   const outboundAt = await listen(outbound.listener, config.outboundListen);
+  closers.add('outbound listener', () => { const closed = closeServer(outbound.listener); outbound.closeAllConnections(); return closed; });
+  warnIfOutboundReachable(outbound.listener, outboundAt);
   const watches = watchForReload(rt, [inbound]);
+  closers.add('reload watchers', () => { for (const w of watches) w.close(); });
   rt.ready = true;
   log.info('ready', {
     inbound: formatListen(inboundAt), outbound: formatListen(outboundAt), admin: formatListen(adminAt), ...(plaintextAt ? { plaintext: formatListen(plaintextAt) } : {}),
@@ -100,29 +147,35 @@ export async function start(config: Config): Promise<Running> {
   const shutdown = (reason: string): Promise<void> => stopping ??= (async () => {
     log.info('draining', { reason, inFlight: rt.inFlight, graceMs: config.drainTimeoutMs });
     rt.draining = true;
-    for (const w of watches) w.close();
-    // Closing the HTTP/2 listener also sends GOAWAY on each session: peers open no new streams,
-    // and the streams in flight finish.
+    // The drain: stop accepting inbound connections and let the requests in flight finish. Closing
+    // the HTTP/2 listener also sends GOAWAY on each session: peers open no new streams, and the
+    // streams in flight finish. The outbound listener stays open meanwhile: the app may need
+    // outbound calls to finish its in-flight work.
     const listeners = plaintext ? [inbound, plaintext] : [inbound];
-    const closed = Promise.all(listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
+    for (const l of listeners) l.close();
     plaintext?.closeIdleConnections();
     // With allowHTTP1, node:http2 also tracks idle HTTP/1.1 connections (untyped in @types/node).
     (inbound as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
     const deadline = Date.now() + config.drainTimeoutMs;
     while (rt.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-    closeAllInbound();
-    plaintext?.closeAllConnections();
-    await closed;
-    // The outbound listener outlives the drain: the app may need outbound calls to finish its in-flight work.
-    await new Promise<void>((resolve) => { outbound.listener.close(() => resolve()); outbound.closeAllConnections(); });
-    await outboundAgents.close();
-    await tokenServices.close();
-    await upstream.close();
-    admin.closeAllConnections();
-    await new Promise<void>((resolve) => admin.close(() => resolve()));
-    await rt.audit.close();
+    // Then everything start() opened, newest first: watchers, outbound, the inbound connections
+    // still open after the grace period, the upstream pool, admin, token services, audit log.
+    await closers.unwind();
     log.info('stopped', { reason });
   })();
 
   return { rt, addresses: { inbound: inboundAt, admin: adminAt, plaintext: plaintextAt, outbound: outboundAt }, shutdown };
+}
+
+/**
+ * The outbound listener adds the workload's tokens to what it forwards: reachable from the
+ * network, it lends them to anyone who can reach the pod. Envoy and Linkerd bind their outbound
+ * proxies on loopback; a non-loopback address is allowed (a shared network namespace may need
+ * it) but never silently.
+ */
+function warnIfOutboundReachable(server: NetServer, at: ListenAddress): void {
+  const bound = (server.address() as AddressInfo).address;
+  if (isLoopbackIp(bound)) return;
+  log.warn('the outbound listener is not on loopback: anyone who can reach this address can send requests through it with the workload\'s identity and bearer tokens; bind it to 127.0.0.1 unless the network around it is trusted',
+    { outbound: formatListen(at) });
 }

@@ -9,6 +9,13 @@ import { parseListen, parseUpstream } from '../../src/config/address.ts';
 import { ConfigError } from '../../src/errors.ts';
 
 describe('configuration', () => {
+  it('refuses a byte size over 1 TiB as a config error naming the flag (node:http threw a RangeError mid-start for 99999999999g)', () => {
+    assert.throws(() => buildConfig([{ upstream: 'http://127.0.0.1:3000', maxHeaderBytes: '99999999999g' }]),
+      (e: ConfigError) => e instanceof ConfigError && e.field === 'maxHeaderBytes' && /larger than the largest size accepted.*--max-header-bytes/.test(e.message));
+    assert.throws(() => buildConfig([{ upstream: 'http://127.0.0.1:3000', maxBodyBytes: '1025g' }]), (e: ConfigError) => e.field === 'maxBodyBytes');
+    assert.equal(buildConfig([{ upstream: 'http://127.0.0.1:3000', maxBodyBytes: '1024g' }]).maxBodyBytes, 1024 ** 4);
+  });
+
   it('uses the documented listener defaults', () => {
     const c = buildConfig([{ upstream: 'http://127.0.0.1:3000', cert: 'a', key: 'b', ca: ['c'] }], '/srv');
     assert.deepEqual(c.listen, { host: '0.0.0.0', port: 15443 });

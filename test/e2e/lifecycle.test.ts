@@ -24,6 +24,17 @@ async function waitUntil(cond: () => boolean, timeoutMs = 10_000): Promise<void>
   }
 }
 
+/** Runs the banner's curl line as printed (in the dev cwd) and checks that it reached the app as the dev client. */
+async function assertPrintedCurlWorks(command: string, cwd: string): Promise<void> {
+  const out = await new Promise<{ code: number; stdout: string }>((resolve) => {
+    const p = spawn('sh', ['-c', `${command} --silent --show-error --max-time 10`], { cwd });
+    let stdout = ''; p.stdout.on('data', (d: Buffer) => { stdout += String(d); });
+    p.on('exit', (code) => resolve({ code: code ?? -1, stdout }));
+  });
+  assert.equal(out.code, 0);
+  assert.equal((JSON.parse(out.stdout) as { headers: Record<string, string> }).headers['x-authproxy-principal'], 'spiffe://example.org/ns/dev/sa/curl');
+}
+
 describe('lifecycle', () => {
   it('with no AuthorizationPolicy loaded, warns at start-up and allows every trusted peer', async () => {
     const pki = await makePki(); const app = await startApp();
@@ -172,13 +183,21 @@ spec:
       for (const f of ['ca.crt', 'workload.crt', 'workload.key', 'client.crt', 'client.key']) assert.ok(files.includes(f), `${f} generated`);
       assert.equal((await stat(join(cwd, 'certs', 'workload.key'))).mode & 0o077, 0, 'keys are private to the user');
       const command = (await s.waitForStdout(/^\s+(curl .*)$/m))[1]!;
-      const out = await new Promise<{ code: number; stdout: string }>((resolve) => {
-        const p = spawn('sh', ['-c', `${command} --silent --show-error --max-time 10`], { cwd });
-        let stdout = ''; p.stdout.on('data', (d: Buffer) => { stdout += String(d); });
-        p.on('exit', (code) => resolve({ code: code ?? -1, stdout }));
-      });
-      assert.equal(out.code, 0);
-      assert.equal((JSON.parse(out.stdout) as { headers: Record<string, string> }).headers['x-authproxy-principal'], 'spiffe://example.org/ns/dev/sa/curl');
+      await assertPrintedCurlWorks(command, cwd);
+    } finally { await s.stop(); await app.close(); await rm(cwd, { recursive: true, force: true }); }
+  });
+
+  it('dev mode with --listen [::1]:PORT prints bracketed URLs, and the printed curl works as printed', async () => {
+    // formatListen in the banner: it printed https://::1:PORT/, which curl cannot use.
+    const cwd = await mkdtemp(join(tmpdir(), 'authproxy-dev6-'));
+    await cp(join(REPO, 'policies'), join(cwd, 'policies'), { recursive: true });
+    const app = await startApp();
+    const s = await startSidecar(['--upstream', app.upstream, '--listen', '[::1]:0', '--admin-listen', '127.0.0.1:0'], { cwd });
+    try {
+      const command = (await s.waitForStdout(/^\s+(curl .*)$/m))[1]!;
+      assert.match(command, new RegExp(`https://\\[::1\\]:${s.inboundPort}/$`));
+      assert.match(s.stdout(), new RegExp(`inbound mTLS  https://\\[::1\\]:${s.inboundPort}  ->`));
+      await assertPrintedCurlWorks(command, cwd);
     } finally { await s.stop(); await app.close(); await rm(cwd, { recursive: true, force: true }); }
   });
 });
