@@ -4,9 +4,14 @@ import { ConfigError } from '../errors.ts';
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 export function parseDuration(value: string | number, field: string): number {
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value * 1000;
+  // A bare number has no unit to read it by: `drainTimeout: 5000` was taken as seconds (83 minutes)
+  // by the config file while the flag refused it. Only 0 means the same in every unit.
+  if (value === 0 || value === '0') return 0;
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(String(value).trim());
-  if (!m) throw new ConfigError(`'${String(value)}' is not a duration like 500ms, 30s, 15m, 1h`, { field });
+  if (!m) {
+    const bare = typeof value === 'number' || /^\d+(?:\.\d+)?$/.test(String(value).trim());
+    throw new ConfigError(`'${String(value)}' is not a duration like 500ms, 30s, 15m, 1h${bare ? ' (a number needs its unit)' : ''}`, { field });
+  }
   return Math.round(Number(m[1]) * UNIT_MS[m[2]!]!);
 }
 

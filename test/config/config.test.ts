@@ -50,6 +50,19 @@ describe('configuration', () => {
     } finally { await rm(dir, { recursive: true, force: true }); }
   });
 
+  it('refuses a duration without its unit in the config file as the flag does (5000 was read as seconds), except 0', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'authproxy-cfg-'));
+    try {
+      await writeFile(join(dir, 'c.yaml'), 'upstream: http://127.0.0.1:1\ndrainTimeout: 5000\n');
+      assert.throws(() => buildConfig([{ upstream: 'http://127.0.0.1:1', drainTimeout: 5000 }], '/cwd'), (e: ConfigError) => e.field === 'drainTimeout' && /a number needs its unit/.test(e.message));
+      const fromFile = await readConfigFile(join(dir, 'c.yaml'));
+      assert.throws(() => buildConfig([fromFile], dir), (e: ConfigError) => e.field === 'drainTimeout');
+      assert.throws(() => buildConfig([parseRunFlags(['--upstream', 'http://127.0.0.1:1', '--drain-timeout', '5000']).raw], '/cwd'), /a number needs its unit/);
+      assert.equal(buildConfig([{ upstream: 'http://127.0.0.1:1', drainTimeout: 0 }], '/cwd').drainTimeoutMs, 0);
+      assert.equal(buildConfig([{ upstream: 'http://127.0.0.1:1', drainTimeout: '5s' }], '/cwd').drainTimeoutMs, 5000);
+    } finally { await rm(dir, { recursive: true, force: true }); }
+  });
+
   it('refuses an unknown config-file key, naming it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'authproxy-cfg-'));
     try {
