@@ -1,5 +1,6 @@
 // Durations in config are written the way operators write them in Kubernetes: 500ms, 30s, 15m, 1h.
 import { ConfigError } from '../errors.ts';
+import { flagName } from './flag-name.ts';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -34,7 +35,7 @@ export function parseBytes(value: string | number, field: string): number {
     n = Number(m[1]) * mult;
   }
   if (n > MAX_BYTES) {
-    throw new ConfigError(`'${String(value)}' is larger than the largest size accepted, 1024g (1 TiB) (--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)})`, { field });
+    throw new ConfigError(`'${String(value)}' is larger than the largest size accepted, 1024g (1 TiB) (${flagName(field)})`, { field });
   }
   return n;
 }

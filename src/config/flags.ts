@@ -2,10 +2,9 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../errors.ts';
 import { RAW_KEYS, isRepeatable, type RawConfig } from './config.ts';
+import { flagName } from './flag-name.ts';
 
-const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-
-export const RUN_FLAGS = RAW_KEYS.map((k) => ({ key: k, flag: `--${kebab(k)}`, multiple: isRepeatable(k) }));
+export const RUN_FLAGS = RAW_KEYS.map((k) => ({ key: k, flag: flagName(k), multiple: isRepeatable(k) }));
 
 export function parseRunFlags(argv: string[]): { raw: RawConfig; configFile: string | null; help: boolean } {
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {

@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { Pool } from './undici.ts';
 import type { Upstream as UpstreamTarget } from '../config/address.ts';
-import { HOP_BY_HOP, connectionTokens } from '../http/hop-by-hop.ts';
+import { connectionTokens, isConnectionField } from '../http/hop-by-hop.ts';
 import { BodyNotReceived, DeadlineExceeded, classifyUpstreamError } from './errors.ts';
 import { backoffMs, isRetryable, type RetryBudget } from './retry.ts';
 import { formatGrpcTimeout } from './deadline.ts';
@@ -172,7 +172,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     // Hop-by-hop, and whatever the app named in its Connection header (RFC 9110 §7.6.1): a header
     // the app meant for this hop only (a secret for its proxy, say) goes no further.
     const named = connectionTokens(headers.connection as string | undefined);
-    for (const name of Object.keys(headers)) if (HOP_BY_HOP.has(name) || (named !== null && named.has(name))) delete headers[name];
+    for (const name of Object.keys(headers)) if (isConnectionField(name, named)) delete headers[name];
     const res = this.call.res;
     if (headers['grpc-status'] !== undefined) {
       // A gRPC status in the headers is a trailers-only response (an error, usually). Held back

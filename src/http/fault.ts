@@ -17,20 +17,20 @@ type Res = ServerResponse | Http2ServerResponse;
 /** Answers a request whose handling failed inside the sidecar. */
 export function answerFault(res: Res, e: unknown): void {
   const requestId = requestIdFrom(res.req.headers['x-request-id']);
-  // The stack names our code; the message of an error from our own code carries no request data.
-  log.error('internal error while handling a request; the request was answered 500', {
-    requestId, error: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined,
-  });
+  log.error('internal error while handling a request; the request was answered 500', { requestId, ...faultFields(e) });
   try {
     if (!res.destroyed) refuse(res, 'internal_error', 'the sidecar failed to handle this request', requestId);
   } catch { res.destroy(); }
 }
 
+// The stack names our code; the message of an error from our own code carries no request data.
+function faultFields(e: unknown): { error: string; stack: string | undefined } {
+  return e instanceof Error ? { error: e.message, stack: e.stack } : { error: String(e), stack: undefined };
+}
+
 /** A request whose handling failed before it became a response: an Upgrade's socket. Nothing to answer on safely. */
 export function socketFault(socket: Duplex, e: unknown): void {
-  log.error('internal error while handling an upgrade; the connection was closed', {
-    error: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined,
-  });
+  log.error('internal error while handling an upgrade; the connection was closed', faultFields(e));
   socket.destroy();
 }
 

@@ -5,6 +5,14 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'proxy-authorization', 'proxy-authenticate', 'expect', 'http2-settings',
 ]);
 
+/**
+ * A field (lowercase name) that describes the sender's connection, not the message: hop-by-hop, or
+ * named in its Connection header (`named`, from connectionTokens). Never copied to the next hop.
+ */
+export function isConnectionField(name: string, named: ReadonlySet<string> | null): boolean {
+  return HOP_BY_HOP.has(name) || (named !== null && named.has(name));
+}
+
 /** Extra hop-by-hop names a sender listed in its Connection header (lowercased), or null. */
 export function connectionTokens(value: string | undefined): Set<string> | null {
   if (!value) return null;

@@ -5,7 +5,7 @@
 // policy documents are both brought to the form the WHATWG URL host parser prints (127.0.0.1,
 // ::1, fe80::1), by that parser: the platform's, not one written here; an IPv4-mapped IPv6
 // address (::ffff:127.0.0.1) is brought to its IPv4 address.
-import { BlockList, isIPv4 } from 'node:net';
+import { BlockList, isIP, isIPv4 } from 'node:net';
 
 // WHATWG "ends in a number": a host whose last label is decimal digits or 0x-hex is parsed as
 // IPv4 (or refused), never looked up as a name.
@@ -50,6 +50,15 @@ LOOPBACK.addAddress('::1', 'ipv6');
 /** `ip` names this host (BlockList also matches the IPv4-mapped form, ::ffff:127.0.0.1). */
 export function isLoopbackIp(ip: string): boolean {
   return LOOPBACK.check(ip, ipFamily(ip));
+}
+
+/**
+ * A URL's hostname (as URL prints it: canonical, IPv6 in brackets) names this host: `localhost`
+ * or a loopback address. Where a plain-http:// URL is allowed, nobody else can read or answer it.
+ */
+export function isLoopbackHostname(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || (isIP(h) !== 0 && isLoopbackIp(h));
 }
 
 /** 'ipv6' for any text with a colon (the caller passes valid IP literals only). */

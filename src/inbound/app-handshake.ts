@@ -8,7 +8,7 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { request } from '../http/node-http.ts';
-import { HOP_BY_HOP, connectionTokens } from '../http/hop-by-hop.ts';
+import { connectionTokens, isConnectionField } from '../http/hop-by-hop.ts';
 import { ERROR_STATUS } from '../errors.ts';
 import type { Runtime } from '../runtime/state.ts';
 
@@ -76,8 +76,7 @@ export function endToEndFields(answer: IncomingMessage): string[] {
   const named = connectionTokens(answer.headers.connection);
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
-    const lower = raw[i]!.toLowerCase();
-    if (!HOP_BY_HOP.has(lower) && !(named !== null && named.has(lower))) out.push(raw[i]!, raw[i + 1]!);
+    if (!isConnectionField(raw[i]!.toLowerCase(), named)) out.push(raw[i]!, raw[i + 1]!);
   }
   return out;
 }

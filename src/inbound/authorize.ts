@@ -14,15 +14,21 @@ import { hasTwoHostLines } from '../http/host-lines.ts';
 
 const LOWER_CASE = /[a-z]/;
 const LOWER_CASE_METHOD = new RequestRefused('bad_request', 'the method has lower-case letters; HTTP methods are case-sensitive and policy rules name them in upper case');
-
 const TWO_HOSTS = new RequestRefused('bad_request', 'more than one Host header');
 const H2C_UPGRADE = new RequestRefused('bad_request', 'Upgrade: h2c is not accepted; connect with HTTP/2 over TLS (ALPN h2) instead');
 
 /**
- * What no rule should be asked about. Two Host lines (host-lines.ts). An h2c upgrade: after the app's 101 the caller would speak
- * HTTP/2 straight to the app, past the sidecar (the mTLS listener offers h2 by ALPN instead).
+ * What no rule should be asked about:
+ * - a method with lower-case letters: rules name methods in upper case and match them exactly, as
+ *   methods are case-sensitive, but many app frameworks fold case, so a `delete` would pass a rule
+ *   that denies DELETE and reach the DELETE handler (HTTP/1.1's parser refuses such methods;
+ *   HTTP/2 takes any token);
+ * - two Host lines (host-lines.ts);
+ * - an h2c upgrade: after the app's 101 the caller would speak HTTP/2 straight to the app, past the
+ *   sidecar (the mTLS listener offers h2 by ALPN instead).
  */
-function malformedRequest(req: IncomingMessage): RequestRefused | null {
+function malformedRequest(req: IncomingMessage, method: string): RequestRefused | null {
+  if (LOWER_CASE.test(method)) return LOWER_CASE_METHOD;
   if (hasTwoHostLines(req.rawHeaders)) return TWO_HOSTS;
   const upgrade = req.headers.upgrade;
   if (upgrade !== undefined && /(?:^|,)\s*h2c\s*(?:,|$)/i.test(upgrade)) return H2C_UPGRADE;
@@ -50,10 +56,7 @@ export interface InboundVerdict {
 export function decide(rt: Runtime, identify: Identify, req: IncomingMessage, bearer: BearerCheck = NO_BEARER, method = req.method ?? 'GET'): InboundVerdict {
   const caller = identify(req);
   if (caller instanceof RequestRefused) return { method, caller: null, decision: null, forwardPath: '', refusal: caller, path: null, bearer };
-  // Rules name methods in upper case and match them exactly, as methods are case-sensitive; but
-  // many app frameworks fold case, so a `delete` would pass a rule that denies DELETE and reach
-  // the DELETE handler. HTTP/1.1's parser refuses such methods; HTTP/2 takes any token.
-  const malformed = LOWER_CASE.test(method) ? LOWER_CASE_METHOD : malformedRequest(req);
+  const malformed = malformedRequest(req, method);
   if (malformed !== null) return { method, caller, decision: null, forwardPath: '', refusal: malformed, path: null, bearer };
   let norm;
   try {

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { Provider } from 'oidc-provider';
 import { ConfigError } from '../errors.ts';
 import { withoutUserinfo } from '../http/url-text.ts';
+import { isLoopbackHostname } from '../http/ip.ts';
 import { log } from '../log.ts';
 import { parseListen, type ListenAddress } from '../config/address.ts';
 import { APPROVALS_PATH, handleApprovals } from './admin.ts';
@@ -148,8 +149,7 @@ function checkIssuerUrl(value: string, https: boolean): void {
   if (https !== (u.protocol === 'https:')) {
     throw new ConfigError(`'${shown}' must use ${https ? 'https' : 'http'}:// (the issuer serves ${https ? 'HTTPS' : 'plain HTTP'})`, { field: 'issuerUrl' });
   }
-  const host = u.hostname.replace(/^\[|\]$/g, '');
-  if (!https && !(host === 'localhost' || host.startsWith('127.') || host === '::1')) {
+  if (!https && !isLoopbackHostname(u.hostname)) {
     throw new ConfigError(`'${shown}': a plain-HTTP issuer must be on a loopback host; give --cert, --key and --ca to serve HTTPS`, { field: 'issuerUrl' });
   }
 }

@@ -3,10 +3,11 @@
 // identity claims that only an inbound sidecar may set), and minus whatever the app sent under the
 // header the route's token goes in; then the Host the route was chosen for (one, whatever the app
 // sent: over HTTP/2 a second Host would become the :authority, and a destination that routes by
-// it would get the token meant for the first), the token, the request id, and the time left, which the forwarder fills in at each try:
+// it would get the token meant for the first), the token, the request id, and the time left,
+// which the forwarder fills in at each try:
 // `grpc-timeout` when the app sent one, and `x-authproxy-deadline` on mTLS hops (a peer sidecar
 // honours it; external destinations are not sent the sidecar's own headers).
-import { HOP_BY_HOP, connectionTokens } from '../http/hop-by-hop.ts';
+import { connectionTokens, isConnectionField } from '../http/hop-by-hop.ts';
 import { isPseudoHeader, isTeTrailers, type AnyRequest } from '../http/h2.ts';
 import { OWNED_PREFIX } from '../http/owned.ts';
 
@@ -30,8 +31,8 @@ export function destinationHeaders(req: AnyRequest, host: string, tokenHeader: s
     if (isPseudoHeader(name)) continue;
     const lower = name.toLowerCase();
     if (isTeTrailers(req, lower, raw[i + 1]!)) { out.push('te', 'trailers'); continue; }
-    if (HOP_BY_HOP.has(lower) || lower === 'x-request-id' || lower === 'grpc-timeout' || lower.startsWith(OWNED_PREFIX)
-      || lower === tokenHeader || lower === 'host' || (extraHop !== null && extraHop.has(lower))) continue;
+    if (isConnectionField(lower, extraHop) || lower === 'x-request-id' || lower === 'grpc-timeout' || lower.startsWith(OWNED_PREFIX)
+      || lower === tokenHeader || lower === 'host') continue;
     out.push(name, raw[i + 1]!);
   }
   out.push('host', host);

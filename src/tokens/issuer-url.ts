@@ -1,8 +1,7 @@
 // The one check on token URLs (issuer, token endpoint, JWKS). The sidecar applies it to its flags,
 // and the injector applies it to --issuer and authproxy.dev/issuer before writing them into a pod,
 // so a URL the injector accepts is never one the sidecar then refuses (a crash-looping pod).
-import { isIP } from 'node:net';
-import { isLoopbackIp } from '../http/ip.ts';
+import { isLoopbackHostname } from '../http/ip.ts';
 import { withoutUserinfo } from '../http/url-text.ts';
 
 /**
@@ -17,15 +16,9 @@ export function issuerUrlProblem(value: string, clientAuth: string): string | nu
   if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) return `${shown} is not an http(s) URL`;
   if (u.username || u.password) return `${shown}: credentials in the URL are not allowed`;
   if (u.hash) return `${shown}: a fragment is not allowed`;
-  if (u.protocol === 'http:' && !isLoopbackHost(u.hostname)) return `${shown}: plain http:// is only allowed on a loopback host; use https://`;
+  if (u.protocol === 'http:' && !isLoopbackHostname(u.hostname)) return `${shown}: plain http:// is only allowed on a loopback host; use https://`;
   if (clientAuth === 'tls_client_auth' && u.protocol !== 'https:') {
     return `${shown}: tls_client_auth presents the workload certificate, which needs https://`;
   }
   return null;
-}
-
-/** `hostname` as URL prints it (canonical; IPv6 in brackets). */
-function isLoopbackHost(hostname: string): boolean {
-  const h = hostname.replace(/^\[|\]$/g, '');
-  return h === 'localhost' || (isIP(h) !== 0 && isLoopbackIp(h));
 }
