@@ -1,6 +1,7 @@
 // Admin listener: liveness, readiness, Prometheus metrics and the running configuration.
 // Bound to loopback by default; it shows paths, names and digests, never key material or tokens.
 import type { Server } from 'node:http';
+import type { X509Certificate } from 'node:crypto';
 import { createServer } from '../http/node-http.ts';
 import type { Runtime } from '../runtime/state.ts';
 import { redactedConfig } from '../config/config.ts';
@@ -45,8 +46,9 @@ function configView(rt: Runtime): unknown {
       subject: t.identity.subject,
       sha256: t.identity.hash,
       notAfter: t.notAfter.toISOString(),
-      trustBundle: t.cas.map((c) => ({ subject: c.subject.replaceAll('\n', ','), notAfter: new Date(c.validTo).toISOString() })),
+      trustBundle: t.cas.map(bundleEntry),
     },
+    federatedBundles: Object.fromEntries([...t.bundles.federated].map(([td, cas]) => [td, cas.map(bundleEntry)])),
     trustDomains: [...rt.trustDomains],
     policy: {
       digest: rt.policy.digest,
@@ -55,4 +57,8 @@ function configView(rt: Runtime): unknown {
     },
     ready: rt.ready && !rt.draining,
   };
+}
+
+function bundleEntry(c: X509Certificate): { subject: string; notAfter: string } {
+  return { subject: c.subject.replaceAll('\n', ','), notAfter: new Date(c.validTo).toISOString() };
 }

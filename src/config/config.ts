@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.ts';
 import { parseListen, parseUpstream, type ListenAddress, type Upstream } from './address.ts';
 import { parseBytes, parseDuration } from './duration.ts';
+import { isTrustDomainName } from '../identity/spiffe.ts';
 import { parseTokenSettings, TOKEN_KEYS, type TokenKey, type TokenSettings } from '../tokens/settings.ts';
 
 /** Token and outbound settings (issuer endpoints, audience, cache, unrouted hosts): see src/tokens/settings.ts. */
@@ -21,6 +22,8 @@ export interface Config extends TokenSettings {
   readonly ca: readonly string[];
   /** SPIFFE trust domains whose IDs are accepted; empty means "the workload's own trust domain". */
   readonly trustDomains: readonly string[];
+  /** Other trust domains accepted, each vouched for by its own bundle only (src/identity/federation.ts). */
+  readonly federations: readonly Federation[];
   readonly policies: string | null;
   /** null = stdout */
   readonly auditLog: string | null;
@@ -54,6 +57,8 @@ export interface Config extends TokenSettings {
   readonly certsDir: string;
 }
 
+export interface Federation { readonly trustDomain: string; readonly bundle: string }
+
 export const DEFAULTS = {
   listen: '0.0.0.0:15443',
   devListen: '127.0.0.1:15443',
@@ -80,17 +85,17 @@ export const DEFAULTS = {
 /** Raw, unvalidated settings as they come from a file or flags. */
 export type RawConfig = Partial<Record<RawKey, unknown>>;
 type RawKey = TokenKey | 'upstream' | 'listen' | 'plaintextListen' | 'outboundListen' | 'adminListen' | 'cert' | 'key' | 'ca'
-  | 'trustDomain' | 'policies' | 'auditLog' | 'issuer' | 'clientId' | 'clientAuth' | 'clientSecretFile'
+  | 'trustDomain' | 'federate' | 'policies' | 'auditLog' | 'issuer' | 'clientId' | 'clientAuth' | 'clientSecretFile'
   | 'maxHeaderBytes' | 'maxBodyBytes' | 'drainTimeout' | 'upstreamTimeout' | 'reloadInterval' | 'certsDir'
   | 'maxConnections' | 'headerTimeout' | 'clientIdleTimeout'
   | 'connectTimeout' | 'requestTimeout' | 'maxRetries' | 'retryBudget' | 'retryBudgetFloor';
 
 export const RAW_KEYS: readonly RawKey[] = ['upstream', 'listen', 'plaintextListen', 'outboundListen', 'adminListen',
-  'cert', 'key', 'ca', 'trustDomain', 'policies', 'auditLog', 'issuer', 'clientId', 'clientAuth', 'clientSecretFile',
+  'cert', 'key', 'ca', 'trustDomain', 'federate', 'policies', 'auditLog', 'issuer', 'clientId', 'clientAuth', 'clientSecretFile',
   'maxHeaderBytes', 'maxBodyBytes', 'drainTimeout', 'upstreamTimeout', 'reloadInterval', 'certsDir',
   'maxConnections', 'headerTimeout', 'clientIdleTimeout',
   'connectTimeout', 'requestTimeout', 'maxRetries', 'retryBudget', 'retryBudgetFloor', ...TOKEN_KEYS];
-const REPEATABLE = new Set<RawKey>(['ca', 'trustDomain', 'tokenAlgorithm']);
+const REPEATABLE = new Set<RawKey>(['ca', 'trustDomain', 'federate', 'tokenAlgorithm']);
 const CLIENT_AUTH = ['tls_client_auth', 'private_key_jwt', 'client_secret_basic'] as const;
 
 export async function readConfigFile(file: string): Promise<RawConfig> {
@@ -109,7 +114,7 @@ export async function readConfigFile(file: string): Promise<RawConfig> {
       throw new ConfigError(`unknown setting (known: ${RAW_KEYS.join(', ')})`, { file, field: k });
     }
     // Paths in a config file are relative to the file, as in kubeconfig and Envoy bootstrap files.
-    raw[k as RawKey] = PATH_KEYS.has(k as RawKey) ? resolvePaths(base, v) : v;
+    raw[k as RawKey] = k === 'federate' ? federationEntries(base, v) : PATH_KEYS.has(k as RawKey) ? resolvePaths(base, v) : v;
   }
   return raw;
 }
@@ -119,6 +124,21 @@ function resolvePaths(base: string, v: unknown): unknown {
   if (typeof v === 'string') return resolve(base, v);
   if (Array.isArray(v)) return v.map((x) => (typeof x === 'string' ? resolve(base, x) : x));
   return v;
+}
+
+/**
+ * `federate` in a config file: a mapping `{partner.org: partner-bundle.pem}` (the natural YAML), or
+ * the flag's `TD=FILE` strings; either way TD=FILE strings with the file resolved against `base`.
+ */
+function federationEntries(base: string, v: unknown): unknown {
+  const entries = typeof v === 'object' && v !== null && !Array.isArray(v)
+    ? Object.entries(v).map(([td, file]) => (typeof file === 'string' ? `${td}=${file}` : file))
+    : Array.isArray(v) ? v : [v];
+  return entries.map((e) => {
+    if (typeof e !== 'string' || !e.includes('=')) return e;
+    const at = e.indexOf('=');
+    return `${e.slice(0, at)}=${resolve(base, e.slice(at + 1))}`;
+  });
 }
 
 /** Merge layers (later wins) and validate into the frozen Config. */
@@ -167,7 +187,13 @@ export function buildConfig(layers: RawConfig[], cwd = process.cwd()): Config {
   }
   const trustDomains = list('trustDomain');
   for (const td of trustDomains) {
-    if (!/^[a-z0-9._-]+$/.test(td)) throw new ConfigError(`'${td}' is not a SPIFFE trust domain name (lowercase letters, digits, . - _)`, { field: 'trustDomain' });
+    if (!isTrustDomainName(td)) throw new ConfigError(`'${td}' is not a SPIFFE trust domain name (lowercase letters, digits, . - _)`, { field: 'trustDomain' });
+  }
+  const federations = list('federate').map((entry) => parseFederation(entry, trustDomains, cwd));
+  const federated = new Set<string>();
+  for (const f of federations) {
+    if (federated.has(f.trustDomain)) throw new ConfigError(`trust domain '${f.trustDomain}' is federated twice; one bundle file per trust domain (a file may hold several CAs)`, { field: 'federate' });
+    federated.add(f.trustDomain);
   }
 
   const plaintext = str('plaintextListen');
@@ -177,7 +203,7 @@ export function buildConfig(layers: RawConfig[], cwd = process.cwd()): Config {
     plaintextListen: plaintext ? parseListen(plaintext, 'plaintextListen') : null,
     outboundListen: parseListen(str('outboundListen') ?? DEFAULTS.outboundListen, 'outboundListen'),
     adminListen: parseListen(str('adminListen') ?? DEFAULTS.adminListen, 'adminListen'),
-    cert, key, ca, trustDomains, policies,
+    cert, key, ca, trustDomains, federations, policies,
     auditLog: path('auditLog'),
     issuer: str('issuer'),
     clientId: str('clientId'),
@@ -224,6 +250,19 @@ function parseRatio(v: unknown, field: string): number {
 }
 
 export function isRepeatable(k: RawKey): boolean { return REPEATABLE.has(k); }
+
+/** `--federate TD=FILE`. A federated domain is never also one of ours: its bundle alone vouches for it. */
+function parseFederation(entry: string, own: readonly string[], cwd: string): Federation {
+  const at = entry.indexOf('=');
+  const trustDomain = at > 0 ? entry.slice(0, at) : '';
+  const file = at > 0 ? entry.slice(at + 1) : '';
+  if (!trustDomain || !file) throw new ConfigError(`'${entry}' is not TRUST_DOMAIN=BUNDLE_FILE (e.g. partner.org=/etc/authproxy/partner-bundle.pem)`, { field: 'federate' });
+  if (!isTrustDomainName(trustDomain)) throw new ConfigError(`'${trustDomain}' is not a SPIFFE trust domain name (lowercase letters, digits, . - _)`, { field: 'federate' });
+  if (own.includes(trustDomain)) {
+    throw new ConfigError(`trust domain '${trustDomain}' is both accepted with --trust-domain (vouched for by --ca) and federated (vouched for by its own bundle); name it in one of the two`, { field: 'federate' });
+  }
+  return Object.freeze({ trustDomain, bundle: resolve(cwd, file) });
+}
 
 /** What `/config` shows: paths and settings, never file contents (keys and secrets live in files). */
 export function redactedConfig(c: Config): Record<string, unknown> {

@@ -5,21 +5,27 @@ import { readFile } from 'node:fs/promises';
 import { X509Certificate, createPrivateKey, createHash } from 'node:crypto';
 import { ConfigError } from '../errors.ts';
 import { checkPeer, type PeerIdentity } from './peer.ts';
-import { parseSpiffeId } from './spiffe.ts';
+import { federationProblem, type Bundles } from './federation.ts';
+import type { Federation } from '../config/config.ts';
 
 export interface TlsMaterial {
   readonly certPem: string;
   /** Held only to hand to the TLS stack; never logged, never shown by the admin API. */
   readonly keyPem: string;
+  /** The --ca bundle: what the sidecar trusts for its own domain, and for destinations (outbound). */
   readonly caPem: string;
+  /** What the inbound listener verifies clients against: the --ca bundle and every federated one. */
+  readonly peerCaPem: string;
   readonly leaf: X509Certificate;
   /** The certificates after the leaf in the certificate file: its chain up to the bundle. */
   readonly intermediates: readonly X509Certificate[];
   readonly cas: readonly X509Certificate[];
+  /** `cas`, and each federated trust domain's CAs (none without --federate): who vouches for which peers. */
+  readonly bundles: Bundles;
   readonly identity: PeerIdentity;
   readonly trustDomain: string | null;
   readonly notAfter: Date;
-  /** Changes whenever any of the three files' contents change: tells a real rotation from a touch. */
+  /** Changes whenever any of the files' contents change: tells a real rotation from a touch. */
   readonly version: string;
 }
 
@@ -37,13 +43,16 @@ export function splitPemCertificates(pem: string, file: string): X509Certificate
   });
 }
 
-export async function loadTlsMaterial(files: { cert: string; key: string; ca: readonly string[] }, now = new Date()): Promise<TlsMaterial> {
+export async function loadTlsMaterial(files: { cert: string; key: string; ca: readonly string[]; federations?: readonly Federation[] }, now = new Date()): Promise<TlsMaterial> {
   const read = async (file: string): Promise<string> => {
     try { return await readFile(file, 'utf8'); } catch (e) {
       throw new ConfigError(`cannot read: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, { file });
     }
   };
-  const [certPem, keyPem, ...caPems] = await Promise.all([read(files.cert), read(files.key), ...files.ca.map(read)]);
+  const federations = files.federations ?? [];
+  const [certPem, keyPem, ...bundlePems] = await Promise.all([read(files.cert), read(files.key), ...files.ca.map(read), ...federations.map((f) => read(f.bundle))]);
+  const caPems = bundlePems.slice(0, files.ca.length);
+  const federatedPems = bundlePems.slice(files.ca.length);
   const chain = splitPemCertificates(certPem!, files.cert);
   const leaf = chain[0]!;
   let key;
@@ -56,18 +65,28 @@ export async function loadTlsMaterial(files: { cert: string; key: string; ca: re
   if (now < notBefore) throw new ConfigError(`certificate is not valid before ${notBefore.toISOString()}`, { file: files.cert });
   if (now > notAfter) throw new ConfigError(`certificate expired at ${notAfter.toISOString()}`, { file: files.cert });
 
-  const cas = files.ca.flatMap((f, i) => splitPemCertificates(caPems[i]!, f));
-  for (const [i, ca] of cas.entries()) {
-    if (!ca.ca) throw new ConfigError(`trust bundle certificate #${i + 1} (${ca.subject.replaceAll('\n', ',')}) is not a CA`, { file: files.ca.join(',') });
-  }
+  const cas = bundleCas(files.ca.flatMap((f, i) => splitPemCertificates(caPems[i]!, f)), files.ca.join(','));
+  const federated = new Map(federations.map((f, i) => [f.trustDomain, bundleCas(splitPemCertificates(federatedPems[i]!, f.bundle), f.bundle)] as const));
   const self = checkPeer(leaf, new Set());
   if (!self.ok) throw new ConfigError(`workload certificate is not a usable identity: ${self.reason}`, { file: files.cert });
-  const trustDomain = self.identity.spiffeId ? parseSpiffeId(self.identity.spiffeId)!.trustDomain : null;
+  const trustDomain = self.identity.trustDomain;
+  const bundles: Bundles = { own: cas, federated };
+  const problem = federationProblem(bundles, trustDomain);
+  if (problem) throw new ConfigError(problem, { field: 'federate' });
 
-  const version = createHash('sha256').update(certPem!).update('\0').update(keyPem!).update('\0').update(caPems.join('\0')).digest('hex');
+  const version = createHash('sha256').update(certPem!).update('\0').update(keyPem!).update('\0').update(bundlePems.join('\0')).digest('hex');
+  const caPem = caPems.join('\n');
   return Object.freeze({
-    certPem: certPem!, keyPem: keyPem!, caPem: caPems.join('\n'), leaf, intermediates: chain.slice(1), cas, identity: self.identity, trustDomain, notAfter, version,
+    certPem: certPem!, keyPem: keyPem!, caPem, peerCaPem: [caPem, ...federatedPems].join('\n'), leaf, intermediates: chain.slice(1), cas, bundles,
+    identity: self.identity, trustDomain, notAfter, version,
   });
+}
+
+function bundleCas(cas: X509Certificate[], file: string): X509Certificate[] {
+  for (const [i, ca] of cas.entries()) {
+    if (!ca.ca) throw new ConfigError(`trust bundle certificate #${i + 1} (${ca.subject.replaceAll('\n', ',')}) is not a CA`, { file });
+  }
+  return cas;
 }
 
 /** Does the leaf chain (directly or through the intermediates in its file) to one of the CAs? */

@@ -13,6 +13,8 @@ export interface PeerIdentity {
   /** Which of the three the principal is. */
   readonly source: 'spiffe' | 'dns' | 'cn';
   readonly spiffeId: string | null;
+  /** The SPIFFE ID's trust domain. */
+  readonly trustDomain: string | null;
   readonly dnsNames: readonly string[];
   /** RFC 2253 order, as Envoy prints it. */
   readonly subject: string;
@@ -25,7 +27,7 @@ export interface PeerIdentity {
 /** `kind` is a fixed category (a metric label); `reason` is the human sentence for the audit log. */
 export type PeerCheck = { ok: true; identity: PeerIdentity } | { ok: false; reason: string; kind: RefusalKind };
 export type RefusalKind = 'ca_as_leaf' | 'uri_san_count' | 'bad_spiffe_id' | 'trust_domain' | 'bad_dns_san' | 'lookalike_name'
-  | 'no_identity' | 'no_certificate';
+  | 'no_identity' | 'no_certificate' | 'wrong_bundle';
 
 /**
  * Apply the X.509-SVID rules on top of chain validation:
@@ -39,6 +41,7 @@ export function checkPeer(cert: X509Certificate, trustDomains: ReadonlySet<strin
   const san = parseSubjectAltName(cert.subjectAltName);
   const spiffe = san.uris.filter((u) => u.toLowerCase().startsWith('spiffe://'));
   let spiffeId: string | null = null;
+  let trustDomain: string | null = null;
   if (spiffe.length > 0) {
     if (san.uris.length !== 1) return { ok: false, kind: 'uri_san_count', reason: `X.509-SVID must carry exactly one URI SAN, found ${san.uris.length}` };
     const id = parseSpiffeId(spiffe[0]!);
@@ -47,6 +50,7 @@ export function checkPeer(cert: X509Certificate, trustDomains: ReadonlySet<strin
       return { ok: false, kind: 'trust_domain', reason: `trust domain '${id.trustDomain}' is not accepted` };
     }
     spiffeId = spiffe[0]!;
+    trustDomain = id.trustDomain;
   }
   for (const d of san.dnsNames) {
     if (isDnsName(d)) continue;
@@ -61,7 +65,7 @@ export function checkPeer(cert: X509Certificate, trustDomains: ReadonlySet<strin
   const [principal, source] = spiffeId ? [spiffeId, 'spiffe' as const] : san.dnsNames[0] ? [san.dnsNames[0], 'dns' as const] : [cn, 'cn' as const];
   if (!principal) return { ok: false, kind: 'no_identity', reason: 'peer certificate names no identity (no SPIFFE ID, DNS SAN or CN)' };
   const hash = cert.fingerprint256.replaceAll(':', '').toLowerCase();
-  return { ok: true, identity: Object.freeze({ principal, source, spiffeId, dnsNames: san.dnsNames, subject, hash, xfcc: xfcc(hash, spiffeId, subject, san.dnsNames) }) };
+  return { ok: true, identity: Object.freeze({ principal, source, spiffeId, trustDomain, dnsNames: san.dnsNames, subject, hash, xfcc: xfcc(hash, spiffeId, subject, san.dnsNames) }) };
 }
 
 function lookalike(where: string, name: string): PeerCheck {
@@ -70,7 +74,8 @@ function lookalike(where: string, name: string): PeerCheck {
   return { ok: false, kind: 'lookalike_name', reason: `${where} ${JSON.stringify(name)} passes for ${poses}` };
 }
 
-function rfc2253(nodeSubject: string): string {
+/** A distinguished name as Node prints it (one RDN per line) in RFC 2253 order, as Envoy prints it. */
+export function rfc2253(nodeSubject: string): string {
   return nodeSubject.split('\n').filter(Boolean).reverse().join(',');
 }
 

@@ -1,6 +1,9 @@
 // SPIFFE ID syntax (SPIFFE ID standard §2): spiffe://<trust-domain><path>, no port, userinfo,
 // query or fragment; trust domain lowercase; path segments non-empty and not dot-segments.
 const SPIFFE_ID = /^spiffe:\/\/([a-z0-9._-]+)((?:\/[A-Za-z0-9._-]+)*)$/;
+const TRUST_DOMAIN = /^[a-z0-9._-]+$/;
+
+export function isTrustDomainName(name: string): boolean { return TRUST_DOMAIN.test(name); }
 
 export function parseSpiffeId(uri: string): { trustDomain: string; path: string } | null {
   const m = SPIFFE_ID.exec(uri);

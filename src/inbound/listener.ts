@@ -10,7 +10,8 @@ import type { TLSSocket, SecureContextOptions } from 'node:tls';
 import type { Runtime } from '../runtime/state.ts';
 import { containFaults } from '../http/fault.ts';
 import type { TlsMaterial } from '../identity/material.ts';
-import { checkPeer } from '../identity/peer.ts';
+import { checkPeer, type PeerCheck } from '../identity/peer.ts';
+import { outsideItsBundle } from '../identity/federation.ts';
 import type { UpstreamPool } from '../forward/upstream.ts';
 import { rememberPeer, byCertificate } from './identify.ts';
 import { serverLimits, applyLimits } from './limits.ts';
@@ -23,7 +24,7 @@ import { H2_HEADER_TABLE_BYTES, H2_MAX_SESSION_MEMORY_MB } from '../http/h2.ts';
 import { h2AdvertisedHeaderListSize } from '../http/header-limit.ts';
 
 export function secureContextOptions(m: TlsMaterial): SecureContextOptions {
-  return { cert: m.certPem, key: m.keyPem, ca: m.caPem };
+  return { cert: m.certPem, key: m.keyPem, ca: m.peerCaPem };
 }
 
 export type InboundServer = Http2SecureServer;
@@ -47,8 +48,7 @@ export function createInboundServer(rt: Runtime, upstream: UpstreamPool): Inboun
 
   // Runs before the HTTP layer's own listener, so a refused peer's bytes are never parsed.
   server.prependListener('secureConnection', (socket: TLSSocket) => {
-    const cert = socket.getPeerX509Certificate();
-    const check = cert ? checkPeer(cert, rt.trustDomains) : { ok: false as const, reason: 'no client certificate', kind: 'no_certificate' };
+    const check = peerOf(socket, rt);
     if (check.ok) { rememberPeer(socket, check.identity); return; }
     rt.metrics.handshakeRefused(check.kind);
     rt.audit.write({
@@ -68,6 +68,15 @@ export function createInboundServer(rt: Runtime, upstream: UpstreamPool): Inboun
     rt.metrics.handshakeRefused(err.code === 'ECONNRESET' ? 'reset' : 'tls_error');
   });
   return server;
+}
+
+function peerOf(socket: TLSSocket, rt: Runtime): PeerCheck {
+  const cert = socket.getPeerX509Certificate();
+  if (!cert) return { ok: false, reason: 'no client certificate', kind: 'no_certificate' };
+  const check = checkPeer(cert, rt.trustDomains);
+  if (!check.ok || rt.tls.bundles.federated.size === 0) return check;
+  const outside = outsideItsBundle(cert, check.identity.trustDomain, rt.tls.bundles);
+  return outside ? { ok: false, kind: 'wrong_bundle', reason: outside } : check;
 }
 
 /**

@@ -13,7 +13,7 @@ import { log } from '../log.ts';
 export async function reloadCertificates(rt: Runtime, servers: InboundServer[]): Promise<boolean> {
   const c = rt.config;
   try {
-    const next = await loadTlsMaterial({ cert: c.cert!, key: c.key!, ca: c.ca });
+    const next = await loadTlsMaterial({ cert: c.cert!, key: c.key!, ca: c.ca, federations: c.federations });
     if (next.version === rt.tls.version) return true;
     const problem = rotationProblem(rt, next);
     if (problem) throw new ConfigError(problem, { file: c.cert! });
@@ -73,7 +73,7 @@ export async function reloadPolicies(rt: Runtime): Promise<boolean> {
 
 export function watchForReload(rt: Runtime, servers: InboundServer[]): Watch[] {
   const c = rt.config;
-  const watches = [watchPaths([c.cert!, c.key!, ...c.ca], c.reloadIntervalMs, () => { void reloadCertificates(rt, servers); })];
+  const watches = [watchPaths([c.cert!, c.key!, ...c.ca, ...c.federations.map((f) => f.bundle)], c.reloadIntervalMs, () => { void reloadCertificates(rt, servers); })];
   if (c.policies) watches.push(watchPaths([c.policies], c.reloadIntervalMs, () => { void reloadPolicies(rt); }));
   return watches;
 }

@@ -80,7 +80,7 @@ export async function start(config: Config): Promise<Running> {
 
 async function open(config: Config, closers: Closers): Promise<Running> {
   const metrics = new Metrics();
-  const tls = await loadTlsMaterial({ cert: config.cert!, key: config.key!, ca: config.ca });
+  const tls = await loadTlsMaterial({ cert: config.cert!, key: config.key!, ca: config.ca, federations: config.federations });
   if (!chainsToBundle(tls)) {
     log.warn('the workload certificate does not chain to the trust bundle; peers using the same bundle will refuse it', { cert: config.cert });
   }

@@ -1,6 +1,7 @@
 // The live state every listener reads: swapped whole on reload (a request sees one consistent
 // policy set and one certificate), never mutated in place.
 import type { Config } from '../config/config.ts';
+import { ConfigError } from '../errors.ts';
 import type { TlsMaterial } from '../identity/material.ts';
 import type { PolicySet } from '../policy/types.ts';
 import type { AuditLog } from '../audit/writer.ts';
@@ -12,7 +13,7 @@ export interface Runtime {
   readonly config: Config;
   tls: TlsMaterial;
   policy: PolicySet;
-  /** Trust domains accepted from peers: configured ones, else the workload's own. */
+  /** Trust domains accepted from peers: configured ones, else the workload's own; and the federated ones. */
   trustDomains: ReadonlySet<string>;
   readonly audit: AuditLog;
   readonly metrics: Metrics;
@@ -27,6 +28,10 @@ export interface Runtime {
 }
 
 export function acceptedTrustDomains(config: Config, tls: TlsMaterial): ReadonlySet<string> {
-  if (config.trustDomains.length > 0) return new Set(config.trustDomains);
-  return new Set(tls.trustDomain ? [tls.trustDomain] : []);
+  const own = config.trustDomains.length > 0 ? config.trustDomains : tls.trustDomain ? [tls.trustDomain] : [];
+  // Without one, "any trust domain --ca signs" would shrink to "only the federated ones".
+  if (own.length === 0 && config.federations.length > 0) {
+    throw new ConfigError('--federate needs our own trust domain: give --trust-domain, or a workload certificate with a SPIFFE ID', { field: 'federate' });
+  }
+  return new Set([...own, ...config.federations.map((f) => f.trustDomain)]);
 }
