@@ -36,8 +36,11 @@ function malformedRequest(req: IncomingMessage, method: string): RequestRefused 
 }
 
 export interface InboundVerdict {
-  /** The method the policy was asked about (GET for a WebSocket over HTTP/2: see websocket-h2.ts). */
-  method: string;
+  /**
+   * The method the policy was asked about (GET for a WebSocket over HTTP/2: see websocket-h2.ts);
+   * null for a request the HTTP parser refused, which has none.
+   */
+  method: string | null;
   caller: Caller | null;
   decision: Decision | null;
   /** The normalized path (with query) the app receives when allowed. */
@@ -77,14 +80,15 @@ export function decide(rt: Runtime, identify: Identify, req: IncomingMessage, be
 
 /**
  * The verdict on a request refused before the policy is asked (a CONNECT tunnel, headers over the
- * limit): the caller as identified, for the audit record, and no decision.
+ * limit, a request the HTTP parser refused): the caller as identified, for the audit record, and
+ * no decision.
  */
-export function refusedBeforePolicy(identify: Identify, req: IncomingMessage, method: string, refusal: RequestRefused): InboundVerdict {
+export function refusedBeforePolicy(identify: Identify, req: Pick<IncomingMessage, 'socket'>, method: string | null, refusal: RequestRefused): InboundVerdict {
   const caller = identify(req);
   return { method, caller: caller instanceof RequestRefused ? null : caller, decision: null, forwardPath: '', refusal, path: null, bearer: NO_BEARER };
 }
 
-export function auditRecord(rt: Runtime, v: InboundVerdict, req: IncomingMessage, requestId: string, transport: 'mtls' | 'plaintext'): AuditRecord {
+export function auditRecord(rt: Runtime, v: InboundVerdict, req: Pick<IncomingMessage, 'socket'>, requestId: string, transport: 'mtls' | 'plaintext'): AuditRecord {
   const d = v.decision;
   return {
     time: isoTime(Date.now()),

@@ -18,7 +18,11 @@ export interface Caller {
   readonly transport: 'mtls' | 'plaintext';
 }
 
-export type Identify = (req: IncomingMessage) => Caller | RequestRefused;
+/**
+ * Only the connection is read, so a request the HTTP parser refused (which has no IncomingMessage)
+ * is identified the same way, as `{ socket }` (limits.ts).
+ */
+export type Identify = (req: Pick<IncomingMessage, 'socket'>) => Caller | RequestRefused;
 
 // Kept on the TLS socket under a private symbol rather than in a WeakMap: an HTTP/2 request's
 // `req.socket` is a proxy object that forwards property reads to the session's socket, so a
@@ -33,7 +37,7 @@ export function rememberPeer(socket: Socket, id: PeerIdentity): void {
 
 const UNKNOWN_PEER = new RequestRefused('forbidden', 'peer identity unknown');
 
-export function byCertificate(req: IncomingMessage): Caller | RequestRefused {
+export function byCertificate(req: Pick<IncomingMessage, 'socket'>): Caller | RequestRefused {
   // A socket without an entry never passed the handshake checks; refuse rather than guess.
   return (req.socket as WithCaller)[CALLER] ?? UNKNOWN_PEER;
 }

@@ -1,5 +1,5 @@
 // What both inbound listeners share: the limits that keep one client from hurting the others,
-// and the refusals written when the HTTP parser gives up on a request.
+// and the refusals written (and audited) when the HTTP parser gives up on a request.
 import type { Server as HttpServer, ServerOptions } from 'node:http';
 import type { Http2SecureServer, Http2Server } from 'node:http2';
 import type { Socket } from 'node:net';
@@ -8,6 +8,9 @@ import type { Config } from '../config/config.ts';
 import type { Runtime } from '../runtime/state.ts';
 import { refuseRaw } from '../http/refuse.ts';
 import { headersTooLargeMessage } from '../http/header-limit.ts';
+import { RequestRefused } from '../errors.ts';
+import { auditRecord, refusedBeforePolicy } from './authorize.ts';
+import type { Identify } from './identify.ts';
 
 export function serverLimits(c: Config): ServerOptions {
   return {
@@ -33,7 +36,11 @@ export function cutIdleConnections(server: HttpServer | Http2SecureServer | Http
   (server as HttpServer).on('timeout', (idle: { destroy(): void }) => idle.destroy());
 }
 
-export function applyLimits(server: HttpServer | Http2SecureServer, rt: Runtime): void {
+/**
+ * `identify` and `transport` are the listener's own, so a request the parser refused is audited
+ * with the caller and carriage its other records name.
+ */
+export function applyLimits(server: HttpServer | Http2SecureServer, rt: Runtime, identify: Identify, transport: 'mtls' | 'plaintext'): void {
   const c = rt.config;
   server.maxConnections = c.maxConnections;
   cutIdleConnections(server, c.clientIdleTimeoutMs);
@@ -42,15 +49,15 @@ export function applyLimits(server: HttpServer | Http2SecureServer, rt: Runtime)
     // socket that never became secure can carry no HTTP answer, so only parser errors get one.
     const code = err.code ?? '';
     if (!socket.writable || !(code.startsWith('HPE_') || code === 'ERR_HTTP_REQUEST_TIMEOUT')) { socket.destroy(); return; }
-    if (code === 'HPE_HEADER_OVERFLOW') {
-      refuseRaw(socket, 'headers_too_large', headersTooLargeMessage(c.maxHeaderBytes), randomUUID());
-      rt.metrics.request('inbound', 'deny', 431, 0);
-    } else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      refuseRaw(socket, 'request_timeout', `request headers not received within ${c.headerTimeoutMs} ms (--header-timeout)`, randomUUID());
-      rt.metrics.request('inbound', 'deny', 408, 0);
-    } else {
-      refuseRaw(socket, 'bad_request', 'malformed HTTP request', randomUUID());
-      rt.metrics.request('inbound', 'deny', 400, 0);
-    }
+    const refusal = code === 'HPE_HEADER_OVERFLOW' ? new RequestRefused('headers_too_large', headersTooLargeMessage(c.maxHeaderBytes))
+      : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? new RequestRefused('request_timeout', `request headers not received within ${c.headerTimeoutMs} ms (--header-timeout)`)
+        : new RequestRefused('bad_request', 'malformed HTTP request');
+    // The parser gave no request, so the record has no method or path (the raw bytes are not
+    // read again); it names the caller the connection was identified as, like any other record.
+    const requestId = randomUUID();
+    const conn = { socket };
+    rt.audit.write(auditRecord(rt, refusedBeforePolicy(identify, conn, null, refusal), conn, requestId, transport));
+    refuseRaw(socket, refusal.code, refusal.message, requestId);
+    rt.metrics.request('inbound', 'deny', refusal.status, 0);
   });
 }

@@ -44,7 +44,7 @@ export function createInboundServer(rt: Runtime, upstream: UpstreamPool): Inboun
     ...serverLimits(rt.config),
     ...h2Settings(rt.config.maxHeaderBytes),
   });
-  applyLimits(server, rt);
+  applyLimits(server, rt, byCertificate, 'mtls');
 
   // Runs before the HTTP layer's own listener, so a refused peer's bytes are never parsed.
   server.prependListener('secureConnection', (socket: TLSSocket) => {

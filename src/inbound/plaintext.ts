@@ -15,8 +15,8 @@ import { containFaults } from '../http/fault.ts';
 
 export function createPlaintextServer(rt: Runtime, upstream: UpstreamPool): Server {
   const server = createServer(serverLimits(rt.config));
-  applyLimits(server, rt);
   const identify = byBoundary(rt);
+  applyLimits(server, rt, identify, 'plaintext');
   server.on('request', containFaults(inboundHandler(rt, upstream, identify, 'plaintext')));
   server.on('upgrade', containFaults(inboundUpgradeHandler(rt, identify, 'plaintext')));
   // Without a listener node:http drops a CONNECT unanswered and unaudited.
