@@ -12,7 +12,7 @@ import { h2HeadersOverLimit, headersTooLargeMessage } from '../http/header-limit
 import { upstreamRequestHeaders, identityHeaders } from './headers.ts';
 import { incomingBudgetMs } from '../forward/deadline.ts';
 import { declaredTooLarge, needsBuffering } from '../forward/body-limit.ts';
-import { readBody } from '../forward/whole-body.ts';
+import { readBody, readWholeBody, smallDeclaredLength } from '../forward/whole-body.ts';
 import { BODY_NOT_RECEIVED } from '../forward/errors.ts';
 import type { Identify } from './identify.ts';
 import { bearerOf, afterBearerCheck, type BearerCheck } from '../tokens/inbound.ts';
@@ -70,16 +70,22 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
         rt.metrics.request('inbound', 'allow', outcome.status, (performance.now() - start) / 1000);
       },
     });
-    if (!needsBuffering(req, maxBody)) { rt.audit.write(record); forward(undefined); return; }
-    readBody(req, null, maxBody, deadlineAt).then((body) => {
+    // A body read before forwarding: a small declared one (whole-body.ts says why), or one held
+    // back by --max-body-bytes. Read here rather than by the forwarder, so that the record is
+    // written once it is known whether the request goes to the app after all.
+    const small = smallDeclaredLength(req);
+    if (small < 0 && !needsBuffering(req, maxBody)) { rt.audit.write(record); forward(undefined); return; }
+    const body = small < 0 ? readBody(req, null, maxBody, deadlineAt) : readWholeBody(req, small, deadlineAt);
+    body.then((body) => {
       if (Buffer.isBuffer(body)) {
         rt.audit.write(record);
-        up.headers.push('content-length', String(body.length));
+        if (small < 0) up.headers.push('content-length', String(body.length));
         forward(body);
         return;
       }
       rt.inFlight--;
-      if (body === 'too_large') denyAllowed(res, record, start, 'body_too_large', tooLargeMessage);
+      // More bytes than a declared length is the client's own framing broken: as good as gone.
+      if (body === 'too_large' && small < 0) denyAllowed(res, record, start, 'body_too_large', tooLargeMessage);
       else if (body === 'timeout') denyAllowed(res, record, start, 'request_timeout', BODY_NOT_RECEIVED);
       // 'closed': the client went away; there is nobody to answer, and the decision stands as made.
       else rt.audit.write(record);
