@@ -168,6 +168,10 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Dispatcher.DispatchController): void { this.controller = controller; }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    // An interim answer (102 Processing, 103 Early Hints) is not relayed, as Envoy and nginx do by
+    // default: the final answer follows, and written now it would take its place (HTTP/2 refuses
+    // the status outright). The deadline keeps running until that final answer.
+    if (statusCode < 200) return;
     this.clearDeadline();
     // Hop-by-hop, and whatever the app named in its Connection header (RFC 9110 §7.6.1): a header
     // the app meant for this hop only (a secret for its proxy, say) goes no further.
