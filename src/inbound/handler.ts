@@ -17,7 +17,16 @@ import { BODY_NOT_RECEIVED } from '../forward/errors.ts';
 import type { Identify } from './identify.ts';
 import { bearerOf, afterBearerCheck, type BearerCheck } from '../tokens/inbound.ts';
 
-export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Identify, transport: 'mtls' | 'plaintext'): (req: IncomingMessage, res: ServerResponse) => void {
+/**
+ * `owesContinue`: the request came through 'checkContinue' (it sent `Expect: 100-continue`), so
+ * the caller waits for a 100 before it sends its body. The 100 goes out only once the request is
+ * allowed: a refused caller never uploads a body that would be thrown away. A refusal answered
+ * without the 100 closes an HTTP/1.1 connection, since whether the body follows is then the
+ * client's choice and the next request could not be told from it (RFC 9110 §10.1.1).
+ */
+export type InboundHandler = (req: IncomingMessage, res: ServerResponse, owesContinue?: boolean) => void;
+
+export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Identify, transport: 'mtls' | 'plaintext'): InboundHandler {
   const maxBody = rt.config.maxBodyBytes;
   const requestTimeout = rt.config.requestTimeoutMs;
   const maxHeaderBytes = rt.config.maxHeaderBytes;
@@ -33,8 +42,9 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
     rt.audit.write(refusedAfterAllow(record, code, message));
     deny(res, record.requestId!, start, code, message);
   };
-  return function handle(req, res) {
+  return function handle(req, res, owesContinue = false) {
     const start = performance.now();
+    if (owesContinue && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
     const requestId = requestIdFrom(req.headers['x-request-id']);
     // HTTP/1.1's parser has refused such a request already; HTTP/2's is measured here (header-limit.ts).
     if (h2HeadersOverLimit(req, maxHeaderBytes)) {
@@ -46,17 +56,18 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
     const deadlineAt = Date.now() + (budget === null ? requestTimeout : Math.min(requestTimeout, budget));
     // Bearer tokens are verified (asynchronously) only when a rule needs one and one was sent.
     const token = bearerOf(rt, req);
-    if (typeof token !== 'string') { proceed(req, res, start, deadlineAt, requestId, token); return; }
-    afterBearerCheck(rt, token, () => !res.destroyed, (bearer) => proceed(req, res, start, deadlineAt, requestId, bearer), (e) => answerFault(res, e));
+    if (typeof token !== 'string') { proceed(req, res, start, deadlineAt, requestId, token, owesContinue); return; }
+    afterBearerCheck(rt, token, () => !res.destroyed, (bearer) => proceed(req, res, start, deadlineAt, requestId, bearer, owesContinue), (e) => answerFault(res, e));
   };
 
-  function proceed(req: IncomingMessage, res: ServerResponse, start: number, deadlineAt: number, requestId: string, bearer: BearerCheck): void {
+  function proceed(req: IncomingMessage, res: ServerResponse, start: number, deadlineAt: number, requestId: string, bearer: BearerCheck, owesContinue: boolean): void {
     const verdict = decide(rt, identify, req, bearer);
     // Built at decision time, written once the caller's answer is known: a body refused for its
     // size or lateness must not leave an allow behind.
     const record = auditRecord(rt, verdict, req, requestId, transport);
     if (verdict.refusal) { rt.audit.write(record); deny(res, requestId, start, verdict.refusal.code, verdict.refusal.message); return; }
     if (declaredTooLarge(req, maxBody)) { denyAllowed(res, record, start, 'body_too_large', tooLargeMessage); return; }
+    if (owesContinue) { res.removeHeader('connection'); res.writeContinue(); }
     const up = upstreamRequestHeaders(req, identityHeaders(rt, verdict, requestId));
     rt.inFlight++;
     // One object shape for every call (bufferedBody undefined when there is none), not a

@@ -7,6 +7,7 @@
 // the compatibility API, so both are authorized and forwarded by one code path.
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { TLSSocket, SecureContextOptions } from 'node:tls';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Runtime } from '../runtime/state.ts';
 import { containFaults } from '../http/fault.ts';
 import type { TlsMaterial } from '../identity/material.ts';
@@ -60,7 +61,10 @@ export function createInboundServer(rt: Runtime, upstream: UpstreamPool): Inboun
     socket.destroy();
   });
 
-  server.on('request', containFaults(inboundHandler(rt, upstream, byCertificate, 'mtls')));
+  const handle = containFaults(inboundHandler(rt, upstream, byCertificate, 'mtls'));
+  server.on('request', handle);
+  // Expect: 100-continue: the 100 is the handler's to send, once the request is allowed.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handle(req, res, true));
   server.on('upgrade', containFaults(inboundUpgradeHandler(rt, byCertificate, 'mtls')));
   server.on('connect', containFaults(inboundConnectHandler(rt, byCertificate, 'mtls')));
   server.on('tlsClientError', (err: NodeJS.ErrnoException) => {

@@ -17,7 +17,10 @@ export function createPlaintextServer(rt: Runtime, upstream: UpstreamPool): Serv
   const server = createServer(serverLimits(rt.config));
   const identify = byBoundary(rt);
   applyLimits(server, rt, identify, 'plaintext');
-  server.on('request', containFaults(inboundHandler(rt, upstream, identify, 'plaintext')));
+  const handle = containFaults(inboundHandler(rt, upstream, identify, 'plaintext'));
+  server.on('request', handle);
+  // Expect: 100-continue: the 100 is the handler's to send, once the request is allowed.
+  server.on('checkContinue', (req, res) => handle(req, res, true));
   server.on('upgrade', containFaults(inboundUpgradeHandler(rt, identify, 'plaintext')));
   // Without a listener node:http drops a CONNECT unanswered and unaudited.
   server.on('connect', containFaults(inboundConnectHandler(rt, identify, 'plaintext')));
