@@ -1,6 +1,7 @@
 // Per-pod settings, read from pod (template) annotations. The table below is the documentation:
 // docs/kubernetes.md lists the same names and defaults, and a test keeps the two in step.
 import { issuerProblem, isQuantity, isResourceName, type InjectSettings } from './settings.ts';
+import { isTrustDomainName } from '../identity/spiffe.ts';
 import type { Container, PodTemplate } from './k8s.ts';
 
 export const PREFIX = 'authproxy.dev/';
@@ -22,6 +23,7 @@ export const ANNOTATIONS = {
   proxyMemoryLimit: `${PREFIX}proxy-memory-limit`,
   nativeSidecar: `${PREFIX}native-sidecar`,
   noProxy: `${PREFIX}no-proxy`,
+  federate: `${PREFIX}federate`,
 } as const;
 
 /** Ports the sidecar itself listens on; the app must use another. */
@@ -41,6 +43,9 @@ export type CertVolume =
   | { kind: 'secret'; secretName: string }
   | { kind: 'csi'; driver: string; issuerName: string; issuerKind: string; issuerGroup: string };
 
+/** A partner trust domain and where its CA bundle is: a ConfigMap in the pod's namespace, and its key. */
+export interface FederatedBundle { trustDomain: string; configMap: string; key: string }
+
 export interface PodSettings {
   upstreamPort: number;
   policiesConfigMap: string;
@@ -50,6 +55,7 @@ export interface PodSettings {
   resources: { requests: { cpu: string; memory: string }; limits: { cpu?: string; memory: string } };
   nativeSidecar: boolean;
   noProxy: string[];
+  federate: FederatedBundle[];
 }
 
 /** `"true"` / `"false"` / absent; anything else is refused so a typo never silently disables injection. */
@@ -124,7 +130,34 @@ export function podSettings(template: PodTemplate, settings: InjectSettings): Po
   return {
     upstreamPort: upstreamPort(template, get(ANNOTATIONS.upstreamPort)),
     policiesConfigMap, issuer, clientId, cert, resources, nativeSidecar, noProxy,
+    federate: parseFederate(get(ANNOTATIONS.federate), settings.trustDomain),
   };
+}
+
+// A ConfigMap key (Kubernetes: alphanumerics, '-', '_', '.').
+const CONFIGMAP_KEY = /^[-._a-zA-Z0-9]{1,253}$/;
+
+/**
+ * `TRUST_DOMAIN=CONFIGMAP[/KEY]`, comma-separated (key `ca.crt` unless named, as cert-manager's
+ * trust-manager and the certificate Secret spell it). Refused here what the sidecar would refuse
+ * at start, so the pod is rejected with a message instead of crash-looping: our own trust domain
+ * (its CA comes with the certificate) and a domain named twice.
+ */
+function parseFederate(value: string | undefined, ownTrustDomain: string): FederatedBundle[] {
+  const name = ANNOTATIONS.federate;
+  const out: FederatedBundle[] = [];
+  for (const item of (value ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^([^=]+)=([^/]+)(?:\/(.+))?$/.exec(item);
+    if (!m) throw new AnnotationError(name, `'${item}' must be TRUST_DOMAIN=CONFIGMAP or TRUST_DOMAIN=CONFIGMAP/KEY`);
+    const [trustDomain, configMap, key = 'ca.crt'] = [m[1]!.trim(), m[2]!.trim(), m[3]?.trim()];
+    if (!isTrustDomainName(trustDomain)) throw new AnnotationError(name, `'${trustDomain}' is not a SPIFFE trust domain name`);
+    if (trustDomain === ownTrustDomain) throw new AnnotationError(name, `'${trustDomain}' is the mesh's own trust domain (trustDomain); its CA comes with the sidecar's certificate`);
+    if (out.some((f) => f.trustDomain === trustDomain)) throw new AnnotationError(name, `'${trustDomain}' is named twice`);
+    if (!isResourceName(configMap)) throw new AnnotationError(name, `'${configMap}' is not a ConfigMap name`);
+    if (!CONFIGMAP_KEY.test(key)) throw new AnnotationError(name, `'${key}' is not a ConfigMap key`);
+    out.push({ trustDomain, configMap, key });
+  }
+  return out;
 }
 
 function parseIssuerRef(value: string | undefined, settings: InjectSettings): { issuerName: string; issuerKind: string } {

@@ -10,6 +10,10 @@ export const SIDECAR_NAME = 'authproxy';
 export const CERT_DIR = '/var/run/authproxy/certs';
 export const POLICY_DIR = '/etc/authproxy/policies';
 export const VOLUME_NAMES = { certs: 'authproxy-certs', policies: 'authproxy-policies' } as const;
+/** Partner trust domains' bundles (authproxy.dev/federate): volume `authproxy-federation-N`, mounted at FEDERATION_DIR/<domain>. */
+export const FEDERATION_VOLUME_PREFIX = 'authproxy-federation-';
+export const FEDERATION_DIR = '/var/run/authproxy/federation';
+const federationVolume = (i: number): string => `${FEDERATION_VOLUME_PREFIX}${i}`;
 export const OUTBOUND_PROXY = `http://127.0.0.1:${SIDECAR_PORTS.outbound}`;
 const NO_PROXY_BASE = ['localhost', '127.0.0.1', '::1'];
 const DEFAULT_CONTAINER = 'kubectl.kubernetes.io/default-container';
@@ -50,7 +54,7 @@ export function mutatePodTemplate(template: PodTemplate, namespace: NamespaceMet
 
   const spec = template.spec;
   for (const v of spec.volumes ?? []) {
-    if ((Object.values(VOLUME_NAMES) as string[]).includes(v.name)) {
+    if ((Object.values(VOLUME_NAMES) as string[]).includes(v.name) || v.name.startsWith(FEDERATION_VOLUME_PREFIX)) {
       return { action: 'refuse', field: 'spec.volumes', message: `spec.volumes: a volume named '${v.name}' already exists; that name is reserved for the sidecar` };
     }
   }
@@ -100,6 +104,7 @@ function sidecarContainer(settings: InjectSettings, pod: PodSettings): Container
   ];
   if (pod.issuer) args.push(`--issuer=${pod.issuer}`);
   if (pod.clientId) args.push(`--client-id=${pod.clientId}`);
+  for (const f of pod.federate) args.push(`--federate=${f.trustDomain}=${FEDERATION_DIR}/${f.trustDomain}/bundle.pem`);
   const probe = (path: string, periodSeconds: number, failureThreshold: number): Record<string, unknown> => ({
     httpGet: { path, port: SIDECAR_PORTS.admin }, periodSeconds, timeoutSeconds: 1, failureThreshold,
   });
@@ -129,6 +134,7 @@ function sidecarContainer(settings: InjectSettings, pod: PodSettings): Container
     volumeMounts: [
       { name: VOLUME_NAMES.certs, mountPath: CERT_DIR, readOnly: true },
       { name: VOLUME_NAMES.policies, mountPath: POLICY_DIR, readOnly: true },
+      ...pod.federate.map((f, i) => ({ name: federationVolume(i), mountPath: `${FEDERATION_DIR}/${f.trustDomain}`, readOnly: true })),
     ],
   };
 }
@@ -154,7 +160,9 @@ function sidecarVolumes(pod: PodSettings, trustDomain: string): Volume[] {
         } : {},
       },
     };
-  return [certs, { name: VOLUME_NAMES.policies, configMap: { name: pod.policiesConfigMap } }];
+  return [certs, { name: VOLUME_NAMES.policies, configMap: { name: pod.policiesConfigMap } },
+    // The key is mounted under one file name, so the sidecar's flag does not depend on how the ConfigMap spells it.
+    ...pod.federate.map((f, i) => ({ name: federationVolume(i), configMap: { name: f.configMap, items: [{ key: f.key, path: 'bundle.pem' }] } }))];
 }
 
 /** HTTP_PROXY for the app; a variable the app already sets is left alone (its owner knows best). */

@@ -1,6 +1,7 @@
 // Cluster-wide injection settings: what every injected sidecar gets unless a pod annotation says
 // otherwise. One file (rendered by the Helm chart into a ConfigMap) feeds both the webhook and
 // `authproxy inject`, so the two front ends cannot drift apart.
+import { isTrustDomainName } from '../identity/spiffe.ts';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.ts';
@@ -64,7 +65,6 @@ export function isResourceName(v: string): boolean {
   return v.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(v);
 }
 
-export function isTrustDomain(v: string): boolean { return /^[a-z0-9._-]+$/.test(v); }
 
 /**
  * Why the sidecar would refuse `v` as its --issuer, or null: the sidecar's own check, with the
@@ -98,7 +98,7 @@ export function buildSettings(raw: unknown, file?: string): InjectSettings {
   const imagePullPolicy = str(raw, 'imagePullPolicy', 'imagePullPolicy', d.imagePullPolicy);
   if (!['Always', 'IfNotPresent', 'Never'].includes(imagePullPolicy)) throw new ConfigError(`'${imagePullPolicy}' is not Always, IfNotPresent or Never`, at('imagePullPolicy'));
   const trustDomain = str(raw, 'trustDomain', 'trustDomain', d.trustDomain);
-  if (!isTrustDomain(trustDomain)) throw new ConfigError(`'${trustDomain}' is not a SPIFFE trust domain name`, at('trustDomain'));
+  if (!isTrustDomainName(trustDomain)) throw new ConfigError(`'${trustDomain}' is not a SPIFFE trust domain name`, at('trustDomain'));
   const issuer = str(raw, 'issuer', 'issuer', d.issuer);
   const issuerBad = issuer ? issuerProblem(issuer) : null;
   if (issuerBad) throw new ConfigError(issuerBad, at('issuer'));

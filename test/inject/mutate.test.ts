@@ -173,6 +173,12 @@ test('invalid annotations are refused with a message naming the annotation', () 
     [{ 'authproxy.dev/native-sidecar': 'yes' }, 'authproxy.dev/native-sidecar'],
     [{ 'authproxy.dev/cert-secret': 's', 'authproxy.dev/cert-csi-driver': 'csi.cert-manager.io' }, 'authproxy.dev/cert-csi-driver'],
     [{ 'authproxy.dev/inject': 'enabled' }, 'authproxy.dev/inject'],
+    [{ 'authproxy.dev/federate': 'partner.example' }, 'authproxy.dev/federate'],
+    [{ 'authproxy.dev/federate': 'Partner.Example=partner-bundle' }, 'authproxy.dev/federate'],
+    [{ 'authproxy.dev/federate': 'example.org=partner-bundle' }, 'authproxy.dev/federate'],
+    [{ 'authproxy.dev/federate': 'partner.example=a, partner.example=b' }, 'authproxy.dev/federate'],
+    [{ 'authproxy.dev/federate': 'partner.example=Not_A_Name' }, 'authproxy.dev/federate'],
+    [{ 'authproxy.dev/federate': 'partner.example=bundle/bad key' }, 'authproxy.dev/federate'],
   ];
   for (const [annotations, name] of cases) {
     const m = mutatePodTemplate(podTemplate({ 'authproxy.dev/inject': 'true' }, annotations), NS, TEST_SETTINGS);
@@ -225,11 +231,36 @@ test('a Job pod without native sidecars is refused: a regular sidecar would keep
 });
 
 test('a pod that already has a volume with a reserved name is refused', () => {
-  const t = podTemplate({ 'authproxy.dev/inject': 'true' });
-  t.spec.volumes = [{ name: 'authproxy-certs', emptyDir: {} }];
-  const m = mutatePodTemplate(t, NS, TEST_SETTINGS);
-  assert.equal(m.action, 'refuse');
-  assert.match(m.action === 'refuse' ? m.message : '', /spec\.volumes: a volume named 'authproxy-certs'/);
+  for (const name of ['authproxy-certs', 'authproxy-federation-0']) {
+    const t = podTemplate({ 'authproxy.dev/inject': 'true' });
+    t.spec.volumes = [{ name, emptyDir: {} }];
+    const m = mutatePodTemplate(t, NS, TEST_SETTINGS);
+    assert.equal(m.action, 'refuse');
+    assert.match(m.action === 'refuse' ? m.message : '', new RegExp(`spec\\.volumes: a volume named '${name}'`));
+  }
+});
+
+test('partner trust domains named in authproxy.dev/federate get their ConfigMap bundles mounted and passed to the sidecar as --federate', () => {
+  const t = injected(mutatePodTemplate(podTemplate({ 'authproxy.dev/inject': 'true' }, {
+    'authproxy.dev/federate': 'partner.example=partner-bundle, spire.other=spire-bundle/bundle.crt',
+  }), NS, TEST_SETTINGS));
+  assert.deepEqual(t.spec.volumes?.filter((v) => v.name.startsWith('authproxy-federation-')), [
+    { name: 'authproxy-federation-0', configMap: { name: 'partner-bundle', items: [{ key: 'ca.crt', path: 'bundle.pem' }] } },
+    { name: 'authproxy-federation-1', configMap: { name: 'spire-bundle', items: [{ key: 'bundle.crt', path: 'bundle.pem' }] } },
+  ]);
+  const sidecar = sidecarOf(t);
+  assert.deepEqual(sidecar.volumeMounts?.filter((m) => m.name.startsWith('authproxy-federation-')), [
+    { name: 'authproxy-federation-0', mountPath: '/var/run/authproxy/federation/partner.example', readOnly: true },
+    { name: 'authproxy-federation-1', mountPath: '/var/run/authproxy/federation/spire.other', readOnly: true },
+  ]);
+  // What the sidecar makes of its arguments: each domain with the file its volume puts in place.
+  assert.deepEqual(buildConfig([parseRunFlags(sidecar.args as string[]).raw], '/').federations, [
+    { trustDomain: 'partner.example', bundle: '/var/run/authproxy/federation/partner.example/bundle.pem' },
+    { trustDomain: 'spire.other', bundle: '/var/run/authproxy/federation/spire.other/bundle.pem' },
+  ]);
+  validateK8s(t);
+  const plain = injected(mutatePodTemplate(podTemplate({ 'authproxy.dev/inject': 'true' }), NS, TEST_SETTINGS));
+  assert.ok(!(sidecarOf(plain).args as string[]).some((a) => a.startsWith('--federate')), 'no federation unless asked for');
 });
 
 test('the legacy postStart hook returns only once the sidecar answers /readyz', async () => {
