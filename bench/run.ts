@@ -19,20 +19,21 @@ import { summarizeProfile } from './lib/profile.ts';
 import { measureWireBytes } from './lib/wire.ts';
 import { summarize } from './lib/stats.ts';
 import { latencyChart } from './lib/svg.ts';
+import { flameGraph } from './lib/flame.ts';
 import { renderMarkdown, type BenchReport, type PathResult, type PathKind, type RunSettings, type MicroResult, type ReadySeries } from './lib/report.ts';
 import type { LoadTarget, RateResult, SaturateResult, HandshakeResult } from './loadgen.ts';
 
 const USAGE = `usage: npm run bench [-- options]
   --quick            ~2 min: 2 000 requests per path, shorter saturation runs
   --smoke            seconds: 200 requests per path (what the test runs); no profile, no compiled build
-  --out DIR          where to write latest.md, latest.json, latency.svg (default bench/results)
+  --out DIR          where to write latest.md, latest.json, latency.svg, flame.svg (default bench/results)
   --rate N           fixed-rate requests per second (default 500)
   --requests N       measured requests per path at the fixed rate (default 10000)
   --no-peers         skip nginx and haproxy even when installed
   --no-compiled      skip the compiled-JS start-up/memory measurement
   --no-profile       skip the --cpu-prof run of the sidecar
   --no-micro         skip the forwarding-library micro-benchmark
-  --render-only      rewrite latest.md and latency.svg from the latest.json in --out (no measuring)`;
+  --render-only      rewrite latest.md and the SVGs from the latest.json in --out (no measuring)`;
 
 type Settings = RunSettings & { microRequests: number; warmupMs: number };
 
@@ -379,6 +380,8 @@ async function writeResults(outDir: string, report: BenchReport): Promise<void> 
   await writeFile(join(outDir, 'latest.md'), renderMarkdown(report));
   await writeFile(join(outDir, 'latency.svg'), latencyChart(measured.map((p) => ({ label: p.label, latency: p.rate!.latency })),
     `Latency at ${report.settings.rate} req/s, 1 KB POST (${report.settings.mode} run, ${report.startedAt.slice(0, 10)})`));
+  const flame = report.profile?.summary.flame;
+  if (flame) await writeFile(join(outDir, 'flame.svg'), flameGraph(flame, `authproxy inbound at saturation, --cpu-prof (${report.settings.mode} run, ${report.startedAt.slice(0, 10)}, commit ${report.env.commit})`));
 }
 
 if (import.meta.main) process.exitCode = await main(process.argv.slice(2));

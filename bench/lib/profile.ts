@@ -18,7 +18,15 @@ export interface ProfileSummary {
   ownInclusive: Share[];
   /** Native (C++) self time by the nearest JavaScript caller: which JS call paid for it. */
   nativeByCaller: Share[];
+  /** The busy samples as a call tree, for the flame graph (flame.ts); absent in results written before it. */
+  flame?: FlameNode;
 }
+
+/** One frame of the flame graph: `ms` is inclusive (the frame and what it called). */
+export interface FlameNode { name: string; area: string; ms: number; children: FlameNode[] }
+
+/** Frames under this share of the busy time are left out of the flame tree (a few hundred remain). */
+const FLAME_MIN_SHARE = 0.002;
 
 /** Which part of the stack a frame belongs to. */
 export function areaOf(f: CallFrame): string {
@@ -98,5 +106,41 @@ export async function summarizeProfile(file: string, window: { fromUs: number; t
   const busyMs = totalMs - idleMs;
   const shares = (m: Map<string, number>, n: number): Share[] => [...m].sort((a, b) => b[1] - a[1]).slice(0, n)
     .map(([name, ms]) => ({ name, ms, pct: busyMs > 0 ? (100 * ms) / busyMs : 0 }));
-  return { totalMs, busyMs, byArea: shares(area, 20), topSelf: shares(fn, top), ownInclusive: shares(incl, top), nativeByCaller: shares(nativeCaller, 10) };
+  return { totalMs, busyMs, byArea: shares(area, 20), topSelf: shares(fn, top), ownInclusive: shares(incl, top), nativeByCaller: shares(nativeCaller, 10),
+    flame: flameTree(p, self, busyMs * FLAME_MIN_SHARE) };
+}
+
+/**
+ * The call tree under the profile's root with each frame's inclusive busy time (idle left out),
+ * siblings of the same function merged (V8 keeps one node per call site, a flame graph one box
+ * per function), frames under `minMs` dropped.
+ */
+function flameTree(p: CpuProfile, self: Map<number, number>, minMs: number): FlameNode {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const build = (n: ProfileNode): FlameNode | null => {
+    const f = n.callFrame;
+    const area = areaOf(f);
+    if (area === 'idle') return null;
+    const merged = new Map<string, FlameNode>();
+    for (const c of n.children ?? []) {
+      const child = build(byId.get(c)!);
+      if (!child) continue;
+      const same = merged.get(child.name);
+      if (same) mergeInto(same, child); else merged.set(child.name, child);
+    }
+    const children = [...merged.values()];
+    const ms = (self.get(n.id) ?? 0) + children.reduce((sum, c) => sum + c.ms, 0);
+    return { name: label(f), area, ms, children };
+  };
+  const root = build(p.nodes[0]!) ?? { name: '(root)', area: 'other JS', ms: 0, children: [] };
+  const prune = (n: FlameNode): FlameNode => ({ ...n, children: n.children.filter((c) => c.ms >= minMs).sort((a, b) => b.ms - a.ms).map(prune) });
+  return { ...prune(root), name: 'all (busy)' };
+}
+
+function mergeInto(into: FlameNode, from: FlameNode): void {
+  into.ms += from.ms;
+  for (const c of from.children) {
+    const same = into.children.find((x) => x.name === c.name);
+    if (same) mergeInto(same, c); else into.children.push(c);
+  }
 }

@@ -264,6 +264,7 @@ export function renderMarkdown(r: BenchReport): string {
     const pr = r.profile.summary;
     L.push('## Where the sidecar spends CPU (inbound, saturation, `--cpu-prof`)', '');
     L.push(`Profile window: the saturation run only (start-up excluded), ${f(pr.totalMs / 1000, 1)} s sampled, ${f((100 * pr.busyMs) / pr.totalMs, 0)}% busy. Raw profile: \`${r.profile.file}\` (open in Chrome DevTools or speedscope).`, '');
+    if (pr.flame) L.push('![flame graph of the busy samples](flame.svg)', '', 'Flame graph: each box is a function, as wide as its time with everything it called, on top of its caller; hover for the figures. Orange is the sidecar\'s own code.', '');
     L.push('| area | % of busy | | top functions (self) | % of busy |', '| --- | ---: | --- | --- | ---: |');
     const n = Math.max(pr.byArea.length, pr.topSelf.length);
     for (let i = 0; i < Math.min(n, 15); i++) {
