@@ -42,8 +42,10 @@ function issuerOf(leaf: X509Certificate, b: Bundles, now: number): string {
 }
 
 /**
- * A configuration that would undo the isolation, or null: our own trust domain federated, or one
- * CA key in two trust domains' bundles (it would vouch for both).
+ * A configuration that would undo the isolation, or null: our own trust domain federated, one CA
+ * key in two trust domains' bundles (it would vouch for both), or a CA in one domain's bundle that
+ * a CA of another domain's bundle issued (a partner's intermediate left in --ca: whoever runs the
+ * partner's CA holds its key, and could mint our IDs with it).
  */
 export function federationProblem(b: Bundles, ownTrustDomain: string | null): string | null {
   if (ownTrustDomain !== null && b.federated.has(ownTrustDomain)) {
@@ -59,6 +61,17 @@ export function federationProblem(b: Bundles, ownTrustDomain: string | null): st
         return `the CA '${rfc2253(ca.subject)}' (or its key) is in both ${first} and ${where}; each trust domain needs CAs of its own`;
       }
       seen.set(key, where);
+    }
+  }
+  for (const [where, cas] of domains) {
+    for (const ca of cas) {
+      for (const [other, issuers] of domains) {
+        const issuer = other === where ? undefined : issuers.find((i) => ca.checkIssued(i) && ca.verify(i.publicKey));
+        if (issuer) {
+          return `the CA '${rfc2253(ca.subject)}' in ${where} was issued by '${rfc2253(issuer.subject)}' of ${other}; `
+            + 'each trust domain needs CAs of its own, and a CA another domain issued is that domain\'s';
+        }
+      }
     }
   }
   return null;

@@ -146,6 +146,15 @@ describe('federated trust domains', () => {
     } finally { theirs.close(); ours.close(); }
   });
 
+  it("refuses to start with the partner's intermediate left in --ca, which would let the partner mint our IDs", async () => {
+    const mixed = join(work, 'ca-with-partner-intermediate.pem'); const rootOnly = join(work, 'partner-root-only.pem');
+    await Promise.all([writeFile(mixed, pki.caPair.certPem + partnerIssuing.certPem), writeFile(rootOnly, partnerRoot.certPem)]);
+    const started = await startSidecar(['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', mixed,
+      '--federate', `partner.org=${rootOnly}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0']).catch((e: Error) => e);
+    if (!(started instanceof Error)) { await started.stop(); assert.fail('the sidecar started'); }
+    assert.match(started.message, /the CA 'CN=partner issuing CA' in the --ca bundle was issued by 'CN=partner root' of trust domain 'partner\.org'/);
+  });
+
   it("reloads the partner's bundle: a half-written file is refused and the running one kept; a new partner root replaces the old", async () => {
     const reloads = (result: string) => metric(new RegExp(`^authproxy_reloads_total\\{kind="certificate",result="${result}"\\} (\\d+)$`, 'm'));
     const until = async (what: () => Promise<boolean>, label: string): Promise<void> => {

@@ -64,6 +64,16 @@ describe('federated trust domains', () => {
     assert.match(federationProblem({ own: [x509(own)], federated: new Map([['partner.org', [x509(partner), x509(own)]]]) }, 'example.org')!,
       /'CN=example root' \(or its key\) is in both the --ca bundle and trust domain 'partner\.org'/);
   });
+
+  it("refuses a partner's intermediate in --ca, and an intermediate of ours in a partner's bundle: a CA another domain issued is that domain's", async () => {
+    assert.match(federationProblem({ own: [x509(own), x509(partnerIntermediate)], federated: new Map([['partner.org', [x509(partner)]]]) }, 'example.org')!,
+      /the CA 'CN=partner issuing CA' in the --ca bundle was issued by 'CN=partner root' of trust domain 'partner\.org'/);
+    const ours = await issueCertificate(own, { isCA: true, commonName: 'example issuing CA' });
+    assert.match(federationProblem({ own: [x509(own)], federated: new Map([['partner.org', [x509(partner), x509(ours)]]]) }, 'example.org')!,
+      /the CA 'CN=example issuing CA' in trust domain 'partner\.org' was issued by 'CN=example root' of the --ca bundle/);
+    assert.equal(federationProblem({ own: [x509(own), x509(ours)], federated: new Map([['partner.org', [x509(partner), x509(partnerIntermediate)]]]) }, 'example.org'), null,
+      'each domain listing its own intermediates is fine');
+  });
 });
 
 describe('loading federated bundles with the workload certificate', () => {
