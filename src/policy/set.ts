@@ -2,6 +2,7 @@
 import { compileAuthorizer } from './authorize.ts';
 import { policyDigest } from './digest.ts';
 import { BoundaryIndex } from './hosts.ts';
+import { allowRulesOpenToPartners } from './partners.ts';
 import type { AuthorizationPolicyDoc } from './document-schemas.ts';
 import type { OutboundRouteSpec, PolicyDocumentRef, PolicySet, TrustBoundarySpec } from './types.ts';
 
@@ -26,6 +27,7 @@ export function buildPolicySet(parts: PolicySetParts): PolicySet {
     routes: Object.freeze(parts.routes.map(deepFreeze)),
     boundaries: Object.freeze(parts.boundaries.map(deepFreeze)),
     requiresToken: authorizer.requiresToken,
+    rulesOpenToAnyTrustDomain: Object.freeze(allowRulesOpenToPartners(parts.policies)),
     authorize: authorizer.authorize,
     boundaryOf: (host: string) => boundaries.containing(host),
   });

@@ -93,6 +93,8 @@ export interface PolicySet {
   readonly boundaries: readonly TrustBoundarySpec[];
   /** Some allow rule has a `token:` block, so callers must parse bearer tokens. */
   readonly requiresToken: boolean;
+  /** `policy/rule` of the allow rules a federated partner's workloads match too (partners.ts). */
+  readonly rulesOpenToAnyTrustDomain: readonly string[];
   authorize(req: AuthzRequest): Decision;
   /**
    * Name of the trust boundary containing `host` (a host name, or an IP literal such as a peer's

@@ -62,7 +62,7 @@ export async function reloadPolicies(rt: Runtime): Promise<boolean> {
     rt.policy = next;
     rt.metrics.reload('policy', 'ok');
     log.info('policy set loaded', { digest: next.digest, documents: next.documents.length });
-    warnIfOpen(next, rt.config.policies);
+    warnIfOpen(next, rt.config.policies, rt.config.federations.length > 0);
     return true;
   } catch (e) {
     rt.metrics.reload('policy', 'refused');

@@ -84,7 +84,7 @@ async function open(config: Config, closers: Closers): Promise<Running> {
   if (!chainsToBundle(tls)) {
     log.warn('the workload certificate does not chain to the trust bundle; peers using the same bundle will refuse it', { cert: config.cert });
   }
-  const policy = await loadPolicies(config.policies);
+  const policy = await loadPolicies(config.policies, config.federations.length > 0);
   // Opened before the token services so that it is closed after them (the stack unwinds newest first).
   const audit = await openAuditLog(config.auditLog, { counter: metrics });
   closers.add('audit log', () => audit.close());

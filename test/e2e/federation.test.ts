@@ -179,4 +179,20 @@ describe('federated trust domains', () => {
     assert.equal((await get('partner2')).status, 200, 'issued by the new root: accepted');
     await assert.rejects(get('partner'), 'issued by the old root, no longer in the bundle: refused by the TLS stack');
   });
+
+  it('warns when a loaded allow rule would match partner workloads without naming their trust domain', async () => {
+    const warning = /these allow rules match federated partners' workloads too/;
+    assert.doesNotMatch(sidecar.stderr(), warning, 'every rule loaded at start names its trust domain');
+    await writeFile(join(policies, 'ops.yaml'), `apiVersion: authproxy.dev/v1
+kind: AuthorizationPolicy
+metadata: { name: ops }
+spec:
+  rules:
+    - name: oncall-anywhere
+      action: allow
+      from: [{ principals: ["spiffe://*/ns/ops/**"] }]
+`);
+    const line = await sidecar.waitForLog(warning);
+    assert.deepEqual(line.rules, ['ops/oncall-anywhere']);
+  });
 });
