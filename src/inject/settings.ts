@@ -1,10 +1,10 @@
 // Cluster-wide injection settings: what every injected sidecar gets unless a pod annotation says
 // otherwise. One file (rendered by the Helm chart into a ConfigMap) feeds both the webhook and
 // `authproxy inject`, so the two front ends cannot drift apart.
-import { isTrustDomainName } from '../identity/spiffe.ts';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.ts';
+import { isTrustDomainName } from '../identity/spiffe.ts';
 import { isObject } from './k8s.ts';
 import { DEFAULTS } from '../config/config.ts';
 import { issuerUrlProblem } from '../tokens/issuer-url.ts';
@@ -64,7 +64,6 @@ export function isQuantity(v: string): boolean { return QUANTITY.test(v); }
 export function isResourceName(v: string): boolean {
   return v.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(v);
 }
-
 
 /**
  * Why the sidecar would refuse `v` as its --issuer, or null: the sidecar's own check, with the
