@@ -1,6 +1,6 @@
 // What both inbound listeners share: the limits that keep one client from hurting the others,
 // and the refusals written (and audited) when the HTTP parser gives up on a request.
-import type { Server as HttpServer, ServerOptions } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerOptions } from 'node:http';
 import type { Http2SecureServer, Http2Server } from 'node:http2';
 import type { Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
@@ -49,6 +49,11 @@ export function applyLimits(server: HttpServer | Http2SecureServer, rt: Runtime,
     // socket that never became secure can carry no HTTP answer, so only parser errors get one.
     const code = err.code ?? '';
     if (!socket.writable || !(code.startsWith('HPE_') || code === 'ERR_HTTP_REQUEST_TIMEOUT')) { socket.destroy(); return; }
+    // The connection ended in the middle of a request's body: the client left (or half-closed) with
+    // its request unfinished. That request was handed to the handler, which answers and audits it
+    // (408, or the allow as decided when the client is gone); the parser has no other request to
+    // refuse, and a 400 record here would be a second record for the same request.
+    if (code === 'HPE_INVALID_EOF_STATE' && bodyUnfinished(socket)) { socket.destroy(); return; }
     const refusal = code === 'HPE_HEADER_OVERFLOW' ? new RequestRefused('headers_too_large', headersTooLargeMessage(c.maxHeaderBytes))
       : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? new RequestRefused('request_timeout', `request headers not received within ${c.headerTimeoutMs} ms (--header-timeout)`)
         : new RequestRefused('bad_request', 'malformed HTTP request');
@@ -60,4 +65,15 @@ export function applyLimits(server: HttpServer | Http2SecureServer, rt: Runtime,
     refuseRaw(socket, refusal.code, refusal.message, requestId);
     rt.metrics.request('inbound', 'deny', refusal.status, 0);
   });
+}
+
+/**
+ * Whether the request node:http is reading on this connection has headers parsed and its body
+ * not yet complete. `parser.incoming` is node:http's own reference to the message it is reading
+ * (kept until the next one starts), so this costs the request path nothing; a socket without it
+ * (none parsed yet) has no unfinished body.
+ */
+function bodyUnfinished(socket: Socket): boolean {
+  const incoming = (socket as Socket & { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming;
+  return incoming != null && !incoming.complete;
 }

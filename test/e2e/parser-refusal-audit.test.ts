@@ -114,6 +114,51 @@ describe('requests the HTTP/1.1 parser refuses are audited', () => {
     assert.equal(app.seen.length, before);
   });
 
+  /**
+   * Node's parser reports a connection that ends mid-body as a parse error (HPE_INVALID_EOF_STATE);
+   * it is the client leaving a request the handler already has, not a request of its own.
+   */
+  for (const c of [
+    { name: 'a small body (read whole first)', path: '/upload/left-small', declared: 1000 },
+    { name: 'a streamed body', path: '/upload/left-large', declared: 200_000 },
+  ]) {
+    it(`a client that leaves in the middle of ${c.name} leaves its request's record alone, not a second 400 bad_request`, async () => {
+      const before = (await auditLines(audit)).length;
+      const s = tlsConnect({ host: '127.0.0.1', port: sidecar.inboundPort, ALPNProtocols: ['http/1.1'], ...tlsOptions(pki.ca, pki.clients.billing) });
+      await once(s, 'secureConnect');
+      let raw = '';
+      s.setEncoding('utf8').on('data', (d: string) => { raw += d; });
+      s.write(`POST ${c.path} HTTP/1.1\r\nHost: localhost\r\ncontent-length: ${c.declared}\r\nx-request-id: ${c.path.slice(8)}\r\n\r\n`);
+      s.write('x'.repeat(500));
+      await new Promise((r) => setTimeout(r, 300));
+      const closed = once(s, 'close');
+      s.end();
+      await closed;
+      await waitForAuditLine(audit, (l) => l.requestId === c.path.slice(8));
+      await new Promise((r) => setTimeout(r, 300));
+      const added = (await auditLines(audit)).slice(before);
+      assert.deepEqual(added.map((l) => [l.requestId, l.path, l.decision, l.status]), [[c.path.slice(8), c.path, 'allow', null]]);
+      assert.equal(raw, '', 'nothing is answered to a client that left');
+    });
+  }
+
+  it('a small body still incomplete at its deadline is audited as its 408 alone, also once the client leaves', async () => {
+    const before = (await auditLines(audit)).length;
+    const s = tlsConnect({ host: '127.0.0.1', port: sidecar.inboundPort, ALPNProtocols: ['http/1.1'], ...tlsOptions(pki.ca, pki.clients.billing) });
+    await once(s, 'secureConnect');
+    let raw = '';
+    s.setEncoding('utf8').on('data', (d: string) => { raw += d; });
+    s.write('POST /upload/stalled-then-gone HTTP/1.1\r\nHost: localhost\r\ncontent-length: 1000\r\nx-authproxy-deadline: 300\r\nx-request-id: stalled-then-gone\r\n\r\nabc');
+    await waitForAuditLine(audit, (l) => l.requestId === 'stalled-then-gone');
+    const closed = once(s, 'close');
+    s.end();
+    await closed;
+    await new Promise((r) => setTimeout(r, 300));
+    const added = (await auditLines(audit)).slice(before);
+    assert.deepEqual(added.map((l) => [l.requestId, l.decision, l.status, l.code]), [['stalled-then-gone', 'deny', 408, 'request_timeout']]);
+    assert.equal((raw.match(/^HTTP\/1\.1 /gm) ?? []).length, 1, 'one answer, the 408');
+  });
+
   /** What a plaintext caller at `from` gets for `head`, read until the sidecar closes the connection. */
   async function plaintext(from: string, head: string): Promise<string> {
     const s = tcpConnect({ host: '127.0.0.1', port: plaintextPort, localAddress: from });
