@@ -132,9 +132,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     this.tries++;
     // undici's timers are coarse (about a second) by design; a deadline shorter than the per-try
     // timeout gets a precise timer of its own, so a caller's 200 ms means 200 ms.
-    if (left < this.opts.timeoutMs) {
-      this.deadlineTimer = setTimeout(() => { this.deadlineTimer = null; this.controller?.abort(new DeadlineExceeded()); }, left);
-    }
+    if (left < this.opts.timeoutMs) this.armDeadline(left);
     if (call.deadlineValueAt >= 0) call.headers[call.deadlineValueAt] = String(Math.floor(left));
     if (call.grpcTimeoutValueAt >= 0) call.headers[call.grpcTimeoutValueAt] = formatGrpcTimeout(left);
     try {
@@ -170,8 +168,13 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
     // An interim answer (102 Processing, 103 Early Hints) is not relayed, as Envoy and nginx do by
     // default: the final answer follows, and written now it would take its place (HTTP/2 refuses
-    // the status outright). The deadline keeps running until that final answer.
-    if (statusCode < 200) return;
+    // the status outright). The deadline keeps running until that final answer: undici restarts
+    // its per-try headers timeout at each interim answer, so an app sending 102 every few seconds
+    // would otherwise hold the caller past --request-timeout; the deadline gets its own timer then.
+    if (statusCode < 200) {
+      if (this.deadlineTimer === null) this.armDeadline(Math.max(0, this.call.deadlineAt - Date.now()));
+      return;
+    }
     this.clearDeadline();
     // Hop-by-hop, and whatever the app named in its Connection header (RFC 9110 §7.6.1): a header
     // the app meant for this hop only (a secret for its proxy, say) goes no further.
@@ -224,6 +227,11 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
       if (Date.now() + wait < this.call.deadlineAt) { setTimeout(() => this.start(), wait); return; }
     }
     this.fail(err);
+  }
+
+  /** Aborts the try in flight when the request's deadline passes, `ms` from now. */
+  private armDeadline(ms: number): void {
+    this.deadlineTimer = setTimeout(() => { this.deadlineTimer = null; this.controller?.abort(new DeadlineExceeded()); }, ms);
   }
 
   private clearDeadline(): void {

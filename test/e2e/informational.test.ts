@@ -20,6 +20,12 @@ describe('interim answers from the app', () => {
     app = createServer((req, res) => {
       if (req.url === '/hints') res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
       if (req.url === '/processing') { res.writeProcessing(); res.writeEarlyHints({ link: '</a.js>; rel=preload; as=script' }); }
+      if (req.url === '/drip') {
+        // 102 every 200 ms, well within --upstream-timeout each, and never a final answer.
+        const drip = setInterval(() => res.writeProcessing(), 200);
+        res.on('close', () => clearInterval(drip));
+        return;
+      }
       req.resume();
       req.on('end', () => res.end(`final ${req.url}`));
     });
@@ -27,7 +33,8 @@ describe('interim answers from the app', () => {
     port = (app.address() as AddressInfo).port;
     policies = await policyDir({ 'boundary.yaml': LOOPBACK_BOUNDARY });
     sidecar = await startSidecar(['--upstream', `http://127.0.0.1:${port}`, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
-      '--policies', policies, '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0']);
+      '--policies', policies, '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0',
+      '--upstream-timeout', '1s', '--request-timeout', '2s', '--client-idle-timeout', '20s']);
   });
   after(async () => {
     await sidecar?.stop();
@@ -47,6 +54,25 @@ describe('interim answers from the app', () => {
       assert.equal((await inbound(path, '--http1.1')).stdout, `final ${path} 200 1.1`);
     });
   }
+
+  // undici restarts its per-try headers timeout at each interim answer: without a timer of the
+  // relay's own, an app dripping 102s held the caller until it stopped (or forever).
+  for (const version of ['--http2', '--http1.1'] as const) {
+    it(`an app that keeps sending 102 Processing gets the ${version.slice(2)} caller 504 at the request deadline`, async () => {
+      const started = Date.now();
+      const r = await inbound('/drip', version);
+      assert.match(r.stdout, /"error":"upstream_timeout".* 504 /);
+      const took = Date.now() - started;
+      assert.ok(took >= 1900 && took < 4000, `answered at the 2 s deadline, took ${took} ms`);
+    });
+  }
+
+  it('a destination that keeps sending 102 Processing gets the app 504 at the request deadline on the outbound listener', async () => {
+    const started = Date.now();
+    const r = await curl(['-w', ' %{http_code}', '-x', `http://127.0.0.1:${sidecar.outboundPort}`, `http://127.0.0.1:${port}/drip`]);
+    assert.match(r.stdout, /"error":"upstream_timeout".* 504$/);
+    assert.ok(Date.now() - started < 4000);
+  });
 
   it('relays the final answer after 103 Early Hints from a destination on the outbound listener', async () => {
     const r = await curl(['-w', ' %{http_code}', '-x', `http://127.0.0.1:${sidecar.outboundPort}`, `http://127.0.0.1:${port}/hints`]);
