@@ -1,6 +1,6 @@
 // What both inbound listeners share: the limits that keep one client from hurting the others,
 // and the refusals written (and audited) when the HTTP parser gives up on a request.
-import type { IncomingMessage, Server as HttpServer, ServerOptions } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerOptions, ServerResponse } from 'node:http';
 import type { Http2SecureServer, Http2Server } from 'node:http2';
 import type { Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
@@ -48,6 +48,9 @@ export function applyLimits(server: HttpServer | Http2SecureServer, rt: Runtime,
     // https.Server also routes TLS handshake failures (and the handshake timeout) here; a
     // socket that never became secure can carry no HTTP answer, so only parser errors get one.
     const code = err.code ?? '';
+    // Refused already, its answer waiting behind an earlier one: node:http reports the same parse
+    // error again for every chunk the client sends meanwhile; one refusal, one record.
+    if ((socket as Refusing)[REFUSING] === true) return;
     if (!socket.writable || !(code.startsWith('HPE_') || code === 'ERR_HTTP_REQUEST_TIMEOUT')) { socket.destroy(); return; }
     // The connection ended in the middle of a request's body: the client left (or half-closed) with
     // its request unfinished. That request was handed to the handler, which answers and audits it
@@ -62,9 +65,38 @@ export function applyLimits(server: HttpServer | Http2SecureServer, rt: Runtime,
     const requestId = randomUUID();
     const conn = { socket };
     rt.audit.write(auditRecord(rt, refusedBeforePolicy(identify, conn, null, refusal), conn, requestId, transport));
-    refuseRaw(socket, refusal.code, refusal.message, requestId);
     rt.metrics.request('inbound', 'deny', refusal.status, 0);
+    const answer = (): void => refuseRaw(socket, refusal.code, refusal.message, requestId);
+    // HTTP/1.1 answers go out in request order, and the refusal must never land inside an answer
+    // being written (a pipelined request refused while an earlier one is still being answered).
+    const busy = answerInFlight(socket);
+    if (busy === null) answer();
+    // A later request refused: its answer follows the earlier ones, then the connection closes.
+    else if (!bodyUnfinished(socket)) { (socket as Refusing)[REFUSING] = true; whenNoAnswerInFlight(socket, answer); }
+    // The refused bytes are the body of the request being answered: answered with the refusal, as
+    // long as that answer has not started; once it has, nothing can follow it but the close.
+    else if (!busy.headersSent) answer();
+    else socket.destroy();
   });
+}
+
+const REFUSING = Symbol('authproxy.refusing');
+type Refusing = Socket & { [REFUSING]?: boolean };
+
+/** node:http's answer being written on this connection (`_httpMessage`, the one its own parse-error path checks), or null. */
+function answerInFlight(socket: Socket): ServerResponse | null {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+}
+
+/**
+ * Runs `then` once no answer is being written on the connection. node:http hands the connection to
+ * the next queued (pipelined) answer before the finished one emits 'close', so that is checked
+ * again; a connection closed meanwhile has nobody left to answer.
+ */
+function whenNoAnswerInFlight(socket: Socket, then: () => void): void {
+  const busy = answerInFlight(socket);
+  if (busy === null) { then(); return; }
+  busy.once('close', () => { if (!socket.destroyed) whenNoAnswerInFlight(socket, then); });
 }
 
 /**

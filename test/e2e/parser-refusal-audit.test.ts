@@ -46,7 +46,15 @@ describe('requests the HTTP/1.1 parser refuses are audited', () => {
   let plaintextPort: number; let digest: string;
 
   before(async () => {
-    pki = await makePki(); app = await startApp();
+    pki = await makePki();
+    // /stream: an answer whose headers and first half go out at once and whose rest follows later.
+    app = await startApp({ handler: (req, res) => {
+      if (req.url !== '/stream') return false;
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '20' });
+      res.write('first-half|');
+      setTimeout(() => res.end('second!!!'), 400);
+      return true;
+    } });
     policies = await policyDir({ 'orders.yaml': TEST_POLICY, 'boundary.yaml': BOUNDARY });
     work = await mkdtemp(join(tmpdir(), 'authproxy-parser-audit-')); audit = join(work, 'audit.log');
     sidecar = await startSidecar(['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
@@ -157,6 +165,23 @@ describe('requests the HTTP/1.1 parser refuses are audited', () => {
     const added = (await auditLines(audit)).slice(before);
     assert.deepEqual(added.map((l) => [l.requestId, l.decision, l.status, l.code]), [['stalled-then-gone', 'deny', 408, 'request_timeout']]);
     assert.equal((raw.match(/^HTTP\/1\.1 /gm) ?? []).length, 1, 'one answer, the 408');
+  });
+
+  it('a malformed request pipelined behind an answer being written is refused after that answer, never inside it', async () => {
+    const s = tlsConnect({ host: '127.0.0.1', port: sidecar.inboundPort, ALPNProtocols: ['http/1.1'], ...tlsOptions(pki.ca, pki.clients.billing) });
+    await once(s, 'secureConnect');
+    let raw = '';
+    s.setEncoding('utf8').on('data', (d: string) => { raw += d; });
+    const closed = once(s, 'close');
+    s.write('GET /stream HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 200));
+    s.write(`NOT A REQUEST\r\nAuthorization: ${SECRET}\r\n\r\n`);
+    s.write('more junk\r\n');
+    await closed;
+    const split = raw.indexOf('first-half|second!!!');
+    assert.ok(split > 0 && raw.startsWith('HTTP/1.1 200 '), `the first answer whole, got: ${JSON.stringify(raw)}`);
+    await assertAudited(raw.slice(split + 'first-half|second!!!'.length),
+      { status: 400, code: 'bad_request', principal: BILLING_ID, tls: 'mtls', boundary: null });
   });
 
   /** What a plaintext caller at `from` gets for `head`, read until the sidecar closes the connection. */
