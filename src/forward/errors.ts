@@ -26,5 +26,10 @@ export function classifyUpstreamError(err: Error): { code: ErrorCode; message: s
     : (cause as NodeJS.ErrnoException | undefined)?.code === 'EAUTHPROXY_OUTSIDE_BOUNDARY' ? cause as Error : null;
   if (outside) return { code: 'boundary_violation', message: outside.message };
   if (TIMEOUT_CODES.has(code)) return { code: 'upstream_timeout', message: 'the app did not answer in time' };
-  return { code: 'upstream_unavailable', message: `the app is unreachable (${code || err.name})` };
+  // Same status either way; the message tells an operator whether to look at the app's socket or at its answers.
+  if (UNREACHABLE_CODES.has(code)) return { code: 'upstream_unavailable', message: `the app is unreachable (${code})` };
+  return { code: 'upstream_unavailable', message: `the app's connection failed or its answer was malformed (${code || err.name})` };
 }
+
+// Connecting failed: nothing was sent to the app.
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN']);
