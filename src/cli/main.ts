@@ -17,7 +17,7 @@ const USAGE = `usage:
   authproxy --upstream URL [flags]        run; with no certificates given: dev mode
   authproxy run --config authproxy.yaml   run from a config file (flags override)
   authproxy certs init|issue|csr|sign|pfx|inspect
-  authproxy policy check|test|explain
+  authproxy policy check|test|explain|replay
   authproxy issuer                        local dev token issuer (OAuth2/OIDC)
   authproxy inject -f FILE|-              add the sidecar to Kubernetes manifests
   authproxy injector                      Kubernetes mutating admission webhook

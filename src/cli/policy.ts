@@ -9,11 +9,15 @@ import type { PolicySet } from '../policy/types.ts';
 import { explainInbound, explainOutbound, formatInbound, formatOutbound, type InboundQuestion } from '../policy/explain.ts';
 import { loadCases, runCases } from '../policy/cases.ts';
 import { parseDuration } from '../config/duration.ts';
+import { replayLog, type ReplaySummary } from '../policy/replay.ts';
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
 
 const USAGE = `usage: authproxy policy check DIR
        authproxy policy explain DIR (--from PRINCIPAL | --source IP) --request 'METHOD TARGET' [token flags] [--json]
        authproxy policy explain DIR --to http://HOST[:PORT]/PATH [--json]
        authproxy policy test DIR CASES.yaml
+       authproxy policy replay DIR AUDIT.log [--json]
 
   check DIR     validate every *.yaml / *.yml in DIR (not recursive) as one policy set;
                 print a summary and the policy digest (exit 0) or every problem (exit 1)
@@ -30,7 +34,10 @@ const USAGE = `usage: authproxy policy check DIR
                 exit 0 when allowed, 1 when refused
   test DIR CASES.yaml
                 run a table of cases (see docs/policy.md); prints each result and
-                'N passed, N failed'; exit 1 when any case fails`;
+                'N passed, N failed'; exit 1 when any case fails
+  replay DIR AUDIT.log
+                ask DIR's policy set again every inbound decision an audit log records, and
+                compare decision and rule; exit 1 when one differs or a line cannot be read`;
 
 export async function policyCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -40,6 +47,7 @@ export async function policyCommand(argv: string[]): Promise<number> {
   }
   if (sub === 'explain') return explainCommand(rest);
   if (sub === 'test') return testCommand(rest);
+  if (sub === 'replay') return replayCommand(rest);
   if (sub !== 'check') {
     console.error(sub === undefined ? USAGE : `authproxy policy: unknown subcommand '${sub}'\n\n${USAGE}`);
     return 2;
@@ -135,6 +143,45 @@ async function testCommand(argv: string[]): Promise<number> {
   const failed = results.filter((r) => !r.ok).length;
   console.log(`${results.length - failed} passed, ${failed} failed`);
   return failed ? 1 : 0;
+}
+
+async function replayCommand(argv: string[]): Promise<number> {
+  let values: { json?: boolean | undefined }; let positionals: string[];
+  try { ({ values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean' } } })); } catch (e) {
+    console.error(`authproxy policy replay: ${(e as Error).message}\n\n${USAGE}`); return 2;
+  }
+  const [dir, log, ...extra] = positionals;
+  if (!dir || !log || extra.length) { console.error(`authproxy policy replay: need DIR and AUDIT.log\n\n${USAGE}`); return 2; }
+  const set = await loadOrReport(dir);
+  if (!set) return 1;
+  let s: ReplaySummary;
+  try {
+    s = await replayLog(set, createInterface({ input: createReadStream(log), crlfDelay: Infinity }));
+  } catch (e) { console.error(`authproxy policy replay: cannot read ${log}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); return 2; }
+  console.log(values.json ? JSON.stringify({ policyDigest: set.digest, ...s }, null, 2) : formatReplay(log, dir, set, s));
+  return s.counts.mismatch > 0 || s.counts.unreadable > 0 ? 1 : 0;
+}
+
+function formatReplay(log: string, dir: string, set: PolicySet, s: ReplaySummary): string {
+  const n = (k: keyof ReplaySummary['counts']): string => String(s.counts[k]).padStart(7);
+  const list = (m: Record<string, number>): string => Object.entries(m).map(([k, v]) => `${k} ${v}`).join(', ');
+  const lines = [
+    `audit log    ${log} (${s.records} records)`,
+    `policy set   ${dir} (digest ${set.digest})`,
+    `confirmed  ${n('confirmed')}  decision and rule as this policy set decides them`,
+    `token      ${n('token')}  allowed by a rule that requires a bearer token: the rule is confirmed, the token's claims are not in the log`,
+    `mismatch   ${n('mismatch')}  recorded otherwise than this policy set decides`,
+    `other set  ${n('other-set')}  decided by another policy set${s.counts['other-set'] ? `: ${list(s.otherSets)}` : ''}`,
+    `not policy ${n('not-policy')}  refused before the policy was asked${s.counts['not-policy'] ? `: ${list(s.notPolicy)}` : ''}`,
+    `outbound   ${n('outbound')}  outbound records (routes, not RBAC) are not replayed`,
+    `handshake  ${n('handshake')}  peers refused at the TLS handshake`,
+    `unreadable ${n('unreadable')}  lines that are not audit records${s.unreadableLines.length ? ` (lines ${s.unreadableLines.slice(0, 10).join(', ')}${s.unreadableLines.length > 10 ? ', …' : ''})` : ''}`,
+  ];
+  for (const m of s.mismatches.slice(0, 50)) {
+    lines.push(`  line ${m.line}${m.requestId ? ` (request ${m.requestId})` : ''}: recorded ${m.recorded}; this set: ${m.replayed}`);
+  }
+  if (s.mismatches.length > 50) lines.push(`  … and ${s.mismatches.length - 50} more`);
+  return lines.join('\n');
 }
 
 function summary(dir: string, set: PolicySet): string {

@@ -28,6 +28,8 @@ export function buildPolicySet(parts: PolicySetParts): PolicySet {
     boundaries: Object.freeze(parts.boundaries.map(deepFreeze)),
     requiresToken: authorizer.requiresToken,
     rulesOpenToAnyTrustDomain: Object.freeze(allowRulesOpenToPartners(parts.policies)),
+    rulesRequiringToken: new Set(parts.policies.flatMap((p) => p.spec.rules
+      .filter((r) => r.from?.some((f) => f.token !== undefined)).map((r) => `${p.metadata.name}/${r.name}`))),
     authorize: authorizer.authorize,
     boundaryOf: (host: string) => boundaries.containing(host),
   });

@@ -95,6 +95,8 @@ export interface PolicySet {
   readonly requiresToken: boolean;
   /** `policy/rule` of the allow rules a federated partner's workloads match too (partners.ts). */
   readonly rulesOpenToAnyTrustDomain: readonly string[];
+  /** `policy/rule` of the allow rules with a `token:` requirement (audit replay: replay.ts). */
+  readonly rulesRequiringToken: ReadonlySet<string>;
   authorize(req: AuthzRequest): Decision;
   /**
    * Name of the trust boundary containing `host` (a host name, or an IP literal such as a peer's

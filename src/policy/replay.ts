@@ -1,0 +1,95 @@
+// Replaying an audit log against a policy set: each inbound record the policy decided is asked
+// again of the set (explainInbound, the sidecar's own normalization and decision code), and the
+// recorded decision and rule are compared with the answer. A security reviewer gets from "the log
+// names a rule" to "this policy set, at this digest, decides exactly that", record by record.
+//
+// What a log cannot settle is said, not guessed: a record decided by another policy set (its
+// digest differs), a refusal made before the policy was asked (a malformed request, a header
+// block over the limit), and an allow by a rule that requires a bearer token, since records carry
+// no claims (the rule is checked to exist and need a token; deny rules never depend on tokens).
+import { explainInbound, type InboundAnswer } from './explain.ts';
+import type { PolicySet } from './types.ts';
+
+/** The fields of an audit record (audit/record.ts) a replay reads; anything else is ignored. */
+export interface RecordedDecision {
+  direction?: unknown; event?: unknown; requestId?: unknown; peer?: { principal?: unknown; address?: unknown } | null;
+  method?: unknown; path?: unknown; decision?: unknown; code?: unknown; policy?: unknown; rule?: unknown; policyDigest?: unknown; tls?: unknown;
+}
+
+export type ReplayKind = 'confirmed' | 'token' | 'mismatch' | 'other-set' | 'not-policy' | 'outbound' | 'handshake' | 'unreadable';
+
+export interface Replayed { kind: ReplayKind; recorded?: string; replayed?: string; digest?: string; code?: string }
+
+// Codes the policy (or the boundary check in front of it, for plaintext) decides. A bad_path
+// refusal is the normalizer's, and its record has no path to ask again with.
+const POLICY_CODES = new Set(['forbidden', 'invalid_token', 'boundary_violation']);
+
+const ruleOf = (policy: unknown, rule: unknown): string | null => (typeof rule === 'string' ? `${String(policy)}/${rule}` : null);
+const describe = (allow: boolean, code: string | null, rule: string | null): string =>
+  (allow ? `allow${rule ? ` by ${rule}` : ''}` : `deny ${code}${rule ? ` (${rule})` : ''}`);
+
+export function replayRecord(set: PolicySet, r: RecordedDecision): Replayed {
+  if (r.event === 'handshake') return { kind: 'handshake' };
+  if (r.direction === 'outbound') return { kind: 'outbound' };
+  if (r.direction !== 'inbound' || typeof r.decision !== 'string') return { kind: 'unreadable' };
+  if (r.policyDigest !== set.digest) return { kind: 'other-set', digest: String(r.policyDigest) };
+  const code = typeof r.code === 'string' ? r.code : null;
+  const rule = ruleOf(r.policy, r.rule);
+  // A deny that names an allow rule was allowed by the policy, then refused by a limit (413, 408).
+  const allowed = r.decision === 'allow' || (rule !== null && !POLICY_CODES.has(code ?? ''));
+  if (!allowed && !POLICY_CODES.has(code ?? '')) return { kind: 'not-policy', code: code ?? 'none' };
+  // Outside every boundary the source address alone decides, before the target is read.
+  const path = typeof r.path === 'string' ? r.path : code === 'boundary_violation' ? '/' : null;
+  if (typeof r.method !== 'string' || path === null) return { kind: 'unreadable' };
+  const plaintext = r.tls === 'plaintext';
+  const address = typeof r.peer?.address === 'string' ? r.peer.address : null;
+  const principal = typeof r.peer?.principal === 'string' ? r.peer.principal : null;
+  if (plaintext ? address === null : principal === null) return { kind: 'unreadable' };
+  const a: InboundAnswer = explainInbound(set, { method: r.method, target: path, ...(plaintext ? { source: address! } : { from: principal! }) });
+  const recorded = describe(allowed, code, rule);
+  const replayed = describe(a.allow, a.code, ruleOf(a.policy, a.rule));
+  if (recorded === replayed) return { kind: 'confirmed' };
+  // Allowed with a token: without the claims, the set can only be asked the question tokenless.
+  // Consistent unless it says a deny rule (never token-dependent) or no rule at all decides.
+  if (allowed && rule !== null && set.rulesRequiringToken.has(rule) && (a.allow || a.code === 'invalid_token')) return { kind: 'token', recorded, replayed };
+  return { kind: 'mismatch', recorded, replayed };
+}
+
+export interface ReplaySummary {
+  records: number;
+  counts: Record<ReplayKind, number>;
+  /** Digest → records decided by that other policy set. */
+  otherSets: Record<string, number>;
+  /** Code → records refused before the policy was asked. */
+  notPolicy: Record<string, number>;
+  mismatches: Array<{ line: number; requestId: string | null; recorded: string; replayed: string }>;
+  unreadableLines: number[];
+}
+
+/** Replays every line of an audit log (JSON lines, as the sidecar writes them). */
+export async function replayLog(set: PolicySet, lines: AsyncIterable<string>): Promise<ReplaySummary> {
+  const s: ReplaySummary = {
+    records: 0, otherSets: {}, notPolicy: {}, mismatches: [], unreadableLines: [],
+    counts: { confirmed: 0, token: 0, mismatch: 0, 'other-set': 0, 'not-policy': 0, outbound: 0, handshake: 0, unreadable: 0 },
+  };
+  let line = 0;
+  for await (const text of lines) {
+    line++;
+    if (text.trim() === '') continue;
+    s.records++;
+    let r: Replayed;
+    try {
+      const parsed: unknown = JSON.parse(text);
+      r = parsed !== null && typeof parsed === 'object' ? replayRecord(set, parsed as RecordedDecision) : { kind: 'unreadable' };
+      if (r.kind === 'mismatch') {
+        const id = (parsed as RecordedDecision).requestId;
+        s.mismatches.push({ line, requestId: typeof id === 'string' ? id : null, recorded: r.recorded!, replayed: r.replayed! });
+      }
+    } catch { r = { kind: 'unreadable' }; }
+    s.counts[r.kind]++;
+    if (r.kind === 'other-set') s.otherSets[r.digest!] = (s.otherSets[r.digest!] ?? 0) + 1;
+    if (r.kind === 'not-policy') s.notPolicy[r.code!] = (s.notPolicy[r.code!] ?? 0) + 1;
+    if (r.kind === 'unreadable') s.unreadableLines.push(line);
+  }
+  return s;
+}

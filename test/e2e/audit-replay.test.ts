@@ -1,0 +1,103 @@
+// `authproxy policy replay DIR AUDIT.log`: every inbound decision a real sidecar recorded, asked
+// again of the policy set, comes out as recorded; a record altered afterwards, a line cut short and
+// a record of another policy set are told apart.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
+import { readFile, writeFile, rm, mkdtemp, copyFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makePki, type TestPki } from '../support/pki.ts';
+import { startSidecar, BIN, type Sidecar } from '../support/sidecar.ts';
+import { startApp, type TestApp } from '../support/app.ts';
+import { policyDir, TEST_POLICY, LOOPBACK_BOUNDARY } from '../support/policy-dir.ts';
+import { httpsGet } from '../support/clients.ts';
+import { waitForAuditLine, auditLines } from '../support/audit.ts';
+
+function replay(dir: string, log: string, json = false): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, 'policy', 'replay', dir, log, ...(json ? ['--json'] : [])], (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+  });
+}
+
+describe('authproxy policy replay', () => {
+  let pki: TestPki; let app: TestApp; let sidecar: Sidecar; let policies: string; let work: string; let audit: string;
+
+  before(async () => {
+    pki = await makePki();
+    app = await startApp();
+    work = await mkdtemp(join(tmpdir(), 'authproxy-replay-'));
+    policies = await policyDir({ 'policy.yaml': TEST_POLICY, 'boundary.yaml': LOOPBACK_BOUNDARY });
+    audit = join(work, 'audit.log');
+    sidecar = await startSidecar(['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
+      '--policies', policies, '--audit-log', audit, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0',
+      '--plaintext-listen', '127.0.0.1:0', '--max-body-bytes', '1k']);
+    const { billing, shop } = pki.clients;
+    const port = sidecar.inboundPort;
+    const answers = [
+      await httpsGet(port, '/orders', pki.ca, billing),                    // allow billing-everything
+      await httpsGet(port, '/orders/%31', pki.ca, shop),                   // allow shop-reads-orders, after normalization
+      await httpsGet(port, '/orders/a/../7?x=1', pki.ca, shop),            // the same, dot segments and a query
+      await httpsGet(port, '/orders', pki.ca, shop, { method: 'POST', body: 'x' }), // forbidden, no rule
+      await httpsGet(port, '/admin/users', pki.ca, billing),               // deny rule nobody-reaches-admin
+      await httpsGet(port, '/upload', pki.ca, billing, { method: 'POST', body: 'x'.repeat(4096) }), // allowed, then 413
+      await httpsGet(port, '/%2e%2e/%2e%2e/etc', pki.ca, billing),         // bad_path: the normalizer's, not the policy's
+    ];
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 403, 403, 413, 400]);
+    const plaintextPort = Number(/"plaintext":"[^"]*:(\d+)"/.exec(sidecar.stderr())?.[1]);
+    await new Promise<void>((resolve, reject) => httpRequest({ host: '127.0.0.1', port: plaintextPort, path: '/orders' }, (res) => { res.resume(); res.on('end', resolve); }).on('error', reject).end());
+    assert.ok(await waitForAuditLine(audit, (l) => l.tls === 'plaintext'), 'all records written');
+    assert.equal((await auditLines(audit)).length, 8);
+  });
+  after(async () => {
+    await sidecar?.stop();
+    await app?.close();
+    if (policies) await rm(policies, { recursive: true, force: true });
+    if (work) await rm(work, { recursive: true, force: true });
+    await pki?.cleanup();
+  });
+
+  it('confirms every decision the sidecar recorded, and says which refusals were made before the policy', async () => {
+    const r = await replay(policies, audit, true);
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout);
+    assert.equal(s.records, 8);
+    assert.deepEqual(s.counts, { confirmed: 7, token: 0, mismatch: 0, 'other-set': 0, 'not-policy': 1, outbound: 0, handshake: 0, unreadable: 0 });
+    assert.deepEqual(s.notPolicy, { bad_path: 1 });
+  });
+
+  it('finds a record altered after the fact, names its line, and exits 1', async () => {
+    const lines = (await readFile(audit, 'utf8')).split('\n');
+    const at = lines.findIndex((l) => l.includes('"path":"/admin/users"'));
+    const forged = JSON.parse(lines[at]!);
+    Object.assign(forged, { decision: 'allow', status: null, code: null, policy: 'orders', rule: 'billing-everything' });
+    lines[at] = JSON.stringify(forged);
+    const altered = join(work, 'altered.log');
+    await writeFile(altered, lines.join('\n'));
+    const r = await replay(policies, altered);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /^mismatch +1 /m);
+    assert.match(r.stdout, new RegExp(`line ${at + 1} \\(request ${forged.requestId}\\): recorded allow by orders/billing-everything; this set: deny forbidden \\(orders/nobody-reaches-admin\\)`));
+  });
+
+  it('reports a line cut short as unreadable and exits 1', async () => {
+    const cut = join(work, 'cut.log');
+    const text = await readFile(audit, 'utf8');
+    await writeFile(cut, text.slice(0, text.trimEnd().length - 20));
+    const r = await replay(policies, cut, true);
+    assert.equal(r.code, 1);
+    assert.deepEqual(JSON.parse(r.stdout).unreadableLines, [8]);
+  });
+
+  it('does not judge records of another policy set: it names their digest instead', async () => {
+    const changed = await policyDir({ 'policy.yaml': TEST_POLICY, 'boundary.yaml': LOOPBACK_BOUNDARY, 'more.yaml': '# a comment changes the digest\n' });
+    try {
+      await copyFile(audit, join(work, 'copy.log'));
+      const s = JSON.parse((await replay(changed, join(work, 'copy.log'), true)).stdout);
+      const recordedDigest = (await auditLines(audit))[0]!.policyDigest as string;
+      assert.deepEqual([s.counts.confirmed, s.counts['other-set'], s.otherSets], [0, 8, { [recordedDigest]: 8 }]);
+    } finally { await rm(changed, { recursive: true, force: true }); }
+  });
+});
