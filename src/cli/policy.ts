@@ -36,8 +36,9 @@ const USAGE = `usage: authproxy policy check DIR
                 run a table of cases (see docs/policy.md); prints each result and
                 'N passed, N failed'; exit 1 when any case fails
   replay DIR AUDIT.log
-                ask DIR's policy set again every inbound decision an audit log records, and
-                compare decision and rule; exit 1 when one differs or a line cannot be read`;
+                ask DIR's policy set again every decision an audit log records, and compare
+                decision and rule (inbound) or route (outbound); exit 1 when one differs or a
+                line cannot be read`;
 
 export async function policyCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -168,12 +169,11 @@ function formatReplay(log: string, dir: string, set: PolicySet, s: ReplaySummary
   const lines = [
     `audit log    ${log} (${s.records} records)`,
     `policy set   ${dir} (digest ${set.digest})`,
-    `confirmed  ${n('confirmed')}  decision and rule as this policy set decides them`,
+    `confirmed  ${n('confirmed')}  as this policy set decides them: decision and rule (inbound), route (outbound)`,
     `token      ${n('token')}  allowed by a rule that requires a bearer token: the rule is confirmed, the token's claims are not in the log`,
     `mismatch   ${n('mismatch')}  recorded otherwise than this policy set decides`,
     `other set  ${n('other-set')}  decided by another policy set${s.counts['other-set'] ? `: ${list(s.otherSets)}` : ''}`,
     `not policy ${n('not-policy')}  refused before the policy was asked${s.counts['not-policy'] ? `: ${list(s.notPolicy)}` : ''}`,
-    `outbound   ${n('outbound')}  outbound records (routes, not RBAC) are not replayed`,
     `handshake  ${n('handshake')}  peers refused at the TLS handshake`,
     `unreadable ${n('unreadable')}  lines that are not audit records${s.unreadableLines.length ? ` (lines ${s.unreadableLines.slice(0, 10).join(', ')}${s.unreadableLines.length > 10 ? ', …' : ''})` : ''}`,
   ];

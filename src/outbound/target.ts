@@ -46,6 +46,11 @@ export function outboundTarget(req: AnyRequest): OutboundTarget | RequestRefused
   return withAuthority(url.slice(7, end), path);
 }
 
+/** A destination named as `host[:port]` (an audit record's peer address), read as the listener reads it. */
+export function targetOfAuthority(authority: string): OutboundTarget | RequestRefused {
+  return withAuthority(authority, '/');
+}
+
 function withAuthority(authority: string, path: string): OutboundTarget | RequestRefused {
   if (authority.includes('@')) return new RequestRefused('bad_request', 'credentials in the request URL are not forwarded; remove user:password@');
   let host: string | null;

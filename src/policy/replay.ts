@@ -1,6 +1,7 @@
 // Replaying an audit log against a policy set: each inbound record the policy decided is asked
 // again of the set (explainInbound, the sidecar's own normalization and decision code), and the
-// recorded decision and rule are compared with the answer. A security reviewer gets from "the log
+// recorded decision and rule are compared with the answer; each outbound record's route is looked
+// up again for its destination (the listener's own host parsing and route table). A security reviewer gets from "the log
 // names a rule" to "this policy set, at this digest, decides exactly that", record by record.
 //
 // What a log cannot settle is said, not guessed: a record decided by another policy set (its
@@ -9,6 +10,9 @@
 // no claims (the rule is checked to exist and need a token; deny rules never depend on tokens).
 import { explainInbound, type InboundAnswer } from './explain.ts';
 import type { PolicySet } from './types.ts';
+import { RouteTable } from '../outbound/routes.ts';
+import { targetOfAuthority } from '../outbound/target.ts';
+import { RequestRefused } from '../errors.ts';
 
 /** The fields of an audit record (audit/record.ts) a replay reads; anything else is ignored. */
 export interface RecordedDecision {
@@ -16,7 +20,7 @@ export interface RecordedDecision {
   method?: unknown; path?: unknown; decision?: unknown; code?: unknown; policy?: unknown; rule?: unknown; policyDigest?: unknown; tls?: unknown;
 }
 
-export type ReplayKind = 'confirmed' | 'token' | 'mismatch' | 'other-set' | 'not-policy' | 'outbound' | 'handshake' | 'unreadable';
+export type ReplayKind = 'confirmed' | 'token' | 'mismatch' | 'other-set' | 'not-policy' | 'handshake' | 'unreadable';
 
 export interface Replayed { kind: ReplayKind; recorded?: string; replayed?: string; digest?: string; code?: string }
 
@@ -28,11 +32,12 @@ const ruleOf = (policy: unknown, rule: unknown): string | null => (typeof rule =
 const describe = (allow: boolean, code: string | null, rule: string | null): string =>
   (allow ? `allow${rule ? ` by ${rule}` : ''}` : `deny ${code}${rule ? ` (${rule})` : ''}`);
 
-export function replayRecord(set: PolicySet, r: RecordedDecision): Replayed {
+/** `routes`: the set's route table, built once per log (outbound records). */
+export function replayRecord(set: PolicySet, r: RecordedDecision, routes = new RouteTable(set.routes, null)): Replayed {
   if (r.event === 'handshake') return { kind: 'handshake' };
-  if (r.direction === 'outbound') return { kind: 'outbound' };
-  if (r.direction !== 'inbound' || typeof r.decision !== 'string') return { kind: 'unreadable' };
+  if ((r.direction !== 'inbound' && r.direction !== 'outbound') || typeof r.decision !== 'string') return { kind: 'unreadable' };
   if (r.policyDigest !== set.digest) return { kind: 'other-set', digest: String(r.policyDigest) };
+  if (r.direction === 'outbound') return replayRoute(routes, r);
   const code = typeof r.code === 'string' ? r.code : null;
   const rule = ruleOf(r.policy, r.rule);
   // A deny that names an allow rule was allowed by the policy, then refused by a limit (413, 408).
@@ -55,6 +60,21 @@ export function replayRecord(set: PolicySet, r: RecordedDecision): Replayed {
   return { kind: 'mismatch', recorded, replayed };
 }
 
+/**
+ * An outbound record names the OutboundRoute chosen for its destination (`policy`, null when
+ * unrouted). What became of the request after that (the boundary, which depends on DNS at the
+ * time; the token; the destination's answer) is not the route table's to say.
+ */
+function replayRoute(routes: RouteTable, r: RecordedDecision): Replayed {
+  const code = typeof r.code === 'string' ? r.code : null;
+  // No destination, or one the listener could not read: refused before a route was looked up.
+  const target = typeof r.peer?.address === 'string' ? targetOfAuthority(r.peer.address) : null;
+  if (target === null || target instanceof RequestRefused) return { kind: 'not-policy', code: code ?? 'none' };
+  const recorded = `route ${typeof r.policy === 'string' ? r.policy : '(none)'}`;
+  const replayed = `route ${routes.lookup(target.host)?.name ?? '(none)'}`;
+  return recorded === replayed ? { kind: 'confirmed' } : { kind: 'mismatch', recorded, replayed };
+}
+
 export interface ReplaySummary {
   records: number;
   counts: Record<ReplayKind, number>;
@@ -68,9 +88,10 @@ export interface ReplaySummary {
 
 /** Replays every line of an audit log (JSON lines, as the sidecar writes them). */
 export async function replayLog(set: PolicySet, lines: AsyncIterable<string>): Promise<ReplaySummary> {
+  const routes = new RouteTable(set.routes, null);
   const s: ReplaySummary = {
     records: 0, otherSets: {}, notPolicy: {}, mismatches: [], unreadableLines: [],
-    counts: { confirmed: 0, token: 0, mismatch: 0, 'other-set': 0, 'not-policy': 0, outbound: 0, handshake: 0, unreadable: 0 },
+    counts: { confirmed: 0, token: 0, mismatch: 0, 'other-set': 0, 'not-policy': 0, handshake: 0, unreadable: 0 },
   };
   let line = 0;
   for await (const text of lines) {
@@ -80,7 +101,7 @@ export async function replayLog(set: PolicySet, lines: AsyncIterable<string>): P
     let r: Replayed;
     try {
       const parsed: unknown = JSON.parse(text);
-      r = parsed !== null && typeof parsed === 'object' ? replayRecord(set, parsed as RecordedDecision) : { kind: 'unreadable' };
+      r = parsed !== null && typeof parsed === 'object' ? replayRecord(set, parsed as RecordedDecision, routes) : { kind: 'unreadable' };
       if (r.kind === 'mismatch') {
         const id = (parsed as RecordedDecision).requestId;
         s.mismatches.push({ line, requestId: typeof id === 'string' ? id : null, recorded: r.recorded!, replayed: r.replayed! });

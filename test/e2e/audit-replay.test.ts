@@ -1,6 +1,6 @@
-// `authproxy policy replay DIR AUDIT.log`: every inbound decision a real sidecar recorded, asked
-// again of the policy set, comes out as recorded; a record altered afterwards, a line cut short and
-// a record of another policy set are told apart.
+// `authproxy policy replay DIR AUDIT.log`: every decision a real sidecar recorded, asked again of
+// the policy set (inbound: decision and rule; outbound: the route), comes out as recorded; a record
+// altered afterwards, a line cut short and a record of another policy set are told apart.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -22,6 +22,14 @@ function replay(dir: string, log: string, json = false): Promise<{ code: number;
   });
 }
 
+const ROUTE = `apiVersion: authproxy.dev/v1
+kind: OutboundRoute
+metadata: { name: app-by-address }
+spec:
+  hosts: ["127.0.0.1"]
+  tls: none
+`;
+
 describe('authproxy policy replay', () => {
   let pki: TestPki; let app: TestApp; let sidecar: Sidecar; let policies: string; let work: string; let audit: string;
 
@@ -29,7 +37,7 @@ describe('authproxy policy replay', () => {
     pki = await makePki();
     app = await startApp();
     work = await mkdtemp(join(tmpdir(), 'authproxy-replay-'));
-    policies = await policyDir({ 'policy.yaml': TEST_POLICY, 'boundary.yaml': LOOPBACK_BOUNDARY });
+    policies = await policyDir({ 'policy.yaml': TEST_POLICY, 'boundary.yaml': LOOPBACK_BOUNDARY, 'route.yaml': ROUTE });
     audit = join(work, 'audit.log');
     sidecar = await startSidecar(['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
       '--policies', policies, '--audit-log', audit, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0',
@@ -48,8 +56,15 @@ describe('authproxy policy replay', () => {
     assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 403, 403, 413, 400]);
     const plaintextPort = Number(/"plaintext":"[^"]*:(\d+)"/.exec(sidecar.stderr())?.[1]);
     await new Promise<void>((resolve, reject) => httpRequest({ host: '127.0.0.1', port: plaintextPort, path: '/orders' }, (res) => { res.resume(); res.on('end', resolve); }).on('error', reject).end());
-    assert.ok(await waitForAuditLine(audit, (l) => l.tls === 'plaintext'), 'all records written');
-    assert.equal((await auditLines(audit)).length, 8);
+    // The app's outbound calls: one routed (by address), one not (by name).
+    const appPort = Number(new URL(app.upstream).port);
+    for (const host of ['127.0.0.1', 'localhost']) {
+      const status = await new Promise<number>((resolve, reject) => httpRequest({ host: '127.0.0.1', port: sidecar.outboundPort, path: `http://${host}:${appPort}/out` },
+        (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); }).on('error', reject).end());
+      assert.equal(status, 200);
+    }
+    assert.ok(await waitForAuditLine(audit, (l) => l.direction === 'outbound' && String((l.peer as { address: string }).address).startsWith('localhost')), 'all records written');
+    assert.equal((await auditLines(audit)).length, 10);
   });
   after(async () => {
     await sidecar?.stop();
@@ -63,8 +78,8 @@ describe('authproxy policy replay', () => {
     const r = await replay(policies, audit, true);
     assert.equal(r.code, 0, r.stderr);
     const s = JSON.parse(r.stdout);
-    assert.equal(s.records, 8);
-    assert.deepEqual(s.counts, { confirmed: 7, token: 0, mismatch: 0, 'other-set': 0, 'not-policy': 1, outbound: 0, handshake: 0, unreadable: 0 });
+    assert.equal(s.records, 10);
+    assert.deepEqual(s.counts, { confirmed: 9, token: 0, mismatch: 0, 'other-set': 0, 'not-policy': 1, handshake: 0, unreadable: 0 });
     assert.deepEqual(s.notPolicy, { bad_path: 1 });
   });
 
@@ -82,22 +97,35 @@ describe('authproxy policy replay', () => {
     assert.match(r.stdout, new RegExp(`line ${at + 1} \\(request ${forged.requestId}\\): recorded allow by orders/billing-everything; this set: deny forbidden \\(orders/nobody-reaches-admin\\)`));
   });
 
+  it('finds an outbound record whose route was altered', async () => {
+    const lines = (await readFile(audit, 'utf8')).split('\n');
+    const at = lines.findIndex((l) => l.includes('"direction":"outbound"') && l.includes('"policy":"app-by-address"'));
+    const forged = JSON.parse(lines[at]!);
+    forged.policy = null;
+    lines[at] = JSON.stringify(forged);
+    const altered = join(work, 'altered-route.log');
+    await writeFile(altered, lines.join('\n'));
+    const s = JSON.parse((await replay(policies, altered, true)).stdout);
+    assert.deepEqual(s.mismatches.map((m: { line: number; recorded: string; replayed: string }) => [m.line, m.recorded, m.replayed]),
+      [[at + 1, 'route (none)', 'route app-by-address']]);
+  });
+
   it('reports a line cut short as unreadable and exits 1', async () => {
     const cut = join(work, 'cut.log');
     const text = await readFile(audit, 'utf8');
     await writeFile(cut, text.slice(0, text.trimEnd().length - 20));
     const r = await replay(policies, cut, true);
     assert.equal(r.code, 1);
-    assert.deepEqual(JSON.parse(r.stdout).unreadableLines, [8]);
+    assert.deepEqual(JSON.parse(r.stdout).unreadableLines, [10]);
   });
 
   it('does not judge records of another policy set: it names their digest instead', async () => {
-    const changed = await policyDir({ 'policy.yaml': TEST_POLICY, 'boundary.yaml': LOOPBACK_BOUNDARY, 'more.yaml': '# a comment changes the digest\n' });
+    const changed = await policyDir({ 'policy.yaml': TEST_POLICY, 'boundary.yaml': LOOPBACK_BOUNDARY, 'route.yaml': ROUTE, 'more.yaml': '# a comment changes the digest\n' });
     try {
       await copyFile(audit, join(work, 'copy.log'));
       const s = JSON.parse((await replay(changed, join(work, 'copy.log'), true)).stdout);
       const recordedDigest = (await auditLines(audit))[0]!.policyDigest as string;
-      assert.deepEqual([s.counts.confirmed, s.counts['other-set'], s.otherSets], [0, 8, { [recordedDigest]: 8 }]);
+      assert.deepEqual([s.counts.confirmed, s.counts['other-set'], s.otherSets], [0, 10, { [recordedDigest]: 10 }]);
     } finally { await rm(changed, { recursive: true, force: true }); }
   });
 });
