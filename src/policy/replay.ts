@@ -28,6 +28,8 @@ export interface Replayed { kind: ReplayKind; recorded?: string; replayed?: stri
 // refusal is the normalizer's, and its record has no path to ask again with.
 const POLICY_CODES = new Set(['forbidden', 'invalid_token', 'boundary_violation']);
 
+const LOWER_CASE = /[a-z]/;
+
 const ruleOf = (policy: unknown, rule: unknown): string | null => (typeof rule === 'string' ? `${String(policy)}/${rule}` : null);
 const describe = (allow: boolean, code: string | null, rule: string | null): string =>
   (allow ? `allow${rule ? ` by ${rule}` : ''}` : `deny ${code}${rule ? ` (${rule})` : ''}`);
@@ -35,7 +37,7 @@ const describe = (allow: boolean, code: string | null, rule: string | null): str
 /** `routes`: the set's route table, built once per log (outbound records). */
 export function replayRecord(set: PolicySet, r: RecordedDecision, routes = new RouteTable(set.routes, null)): Replayed {
   if (r.event === 'handshake') return { kind: 'handshake' };
-  if ((r.direction !== 'inbound' && r.direction !== 'outbound') || typeof r.decision !== 'string') return { kind: 'unreadable' };
+  if ((r.direction !== 'inbound' && r.direction !== 'outbound') || (r.decision !== 'allow' && r.decision !== 'deny')) return { kind: 'unreadable' };
   if (r.policyDigest !== set.digest) return { kind: 'other-set', digest: String(r.policyDigest) };
   if (r.direction === 'outbound') return replayRoute(routes, r);
   const code = typeof r.code === 'string' ? r.code : null;
@@ -45,13 +47,17 @@ export function replayRecord(set: PolicySet, r: RecordedDecision, routes = new R
   if (!allowed && !POLICY_CODES.has(code ?? '')) return { kind: 'not-policy', code: code ?? 'none' };
   // Outside every boundary the source address alone decides, before the target is read.
   const path = typeof r.path === 'string' ? r.path : code === 'boundary_violation' ? '/' : null;
-  if (typeof r.method !== 'string' || path === null) return { kind: 'unreadable' };
+  // The sidecar writes `tls` on every inbound record; read any other value as mTLS and a plaintext
+  // caller outside every boundary would be judged by the principal its record claims instead.
+  if (typeof r.method !== 'string' || path === null || (r.tls !== 'mtls' && r.tls !== 'plaintext')) return { kind: 'unreadable' };
   const plaintext = r.tls === 'plaintext';
   const address = typeof r.peer?.address === 'string' ? r.peer.address : null;
   const principal = typeof r.peer?.principal === 'string' ? r.peer.principal : null;
   if (plaintext ? address === null : principal === null) return { kind: 'unreadable' };
-  const a: InboundAnswer = explainInbound(set, { method: r.method, target: path, ...(plaintext ? { source: address! } : { from: principal! }) });
   const recorded = describe(allowed, code, rule);
+  // A method with lower-case letters is refused before the policy is asked (inbound/authorize.ts).
+  if (LOWER_CASE.test(r.method)) return { kind: 'mismatch', recorded, replayed: 'deny bad_request' };
+  const a: InboundAnswer = explainInbound(set, { method: r.method, target: path, ...(plaintext ? { source: address! } : { from: principal! }) });
   const replayed = describe(a.allow, a.code, ruleOf(a.policy, a.rule));
   if (recorded === replayed) return { kind: 'confirmed' };
   // Allowed with a token: without the claims, the set can only be asked the question tokenless.

@@ -3,7 +3,7 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { replayRecord, type RecordedDecision } from '../../src/policy/replay.ts';
-import { loadSet, policy } from './helpers.ts';
+import { loadSet, policy, boundary } from './helpers.ts';
 
 const set = loadSet({
   'a.yaml': policy('orders', `- name: admins-with-token
@@ -43,4 +43,28 @@ it('a 401 naming the token rule is confirmed as recorded', () => {
 it('an allow by a rule that does not exist, or needs no token but is not the one that decides, is a mismatch', () => {
   assert.equal(replayRecord(set, record({ rule: 'made-up' })).kind, 'mismatch');
   assert.equal(replayRecord(set, record({ rule: 'ops-reads' })).kind, 'mismatch');
+});
+
+it('a record whose fields the sidecar never writes so is not confirmed: tls missing or odd, decision in another spelling, a lower-case method', () => {
+  const withBoundary = loadSet({
+    'a.yaml': policy('loopback', `- name: loopback-reads
+  action: allow
+  from: [{ principals: ["boundary:loopback"] }]
+  to: [{ methods: [GET] }]
+`),
+    'b.yaml': boundary('loopback', '{ cidrs: ["127.0.0.0/8"] }'),
+  });
+  // A plaintext request from outside every boundary, its record claiming the boundary's principal.
+  const outside = (over: Partial<RecordedDecision>): RecordedDecision => ({
+    direction: 'inbound', event: 'request', requestId: 'r2', peer: { principal: 'boundary:loopback', address: '8.8.8.8' },
+    method: 'GET', path: '/x', decision: 'allow', code: null, policy: 'loopback', rule: 'loopback-reads', policyDigest: withBoundary.digest, tls: 'plaintext', ...over,
+  });
+  assert.equal(replayRecord(withBoundary, outside({})).kind, 'mismatch');
+  const { tls: _, ...noTls } = outside({});
+  assert.equal(replayRecord(withBoundary, noTls).kind, 'unreadable');
+  assert.equal(replayRecord(withBoundary, outside({ tls: 'PLAINTEXT' })).kind, 'unreadable');
+  assert.equal(replayRecord(set, record({ method: 'GET', path: '/orders', rule: 'ops-reads', decision: 'ALLOW' })).kind, 'unreadable');
+  assert.deepEqual(replayRecord(set, record({ method: 'get', path: '/orders', rule: 'ops-reads' })),
+    { kind: 'mismatch', recorded: 'allow by orders/ops-reads', replayed: 'deny bad_request' });
+  assert.equal(replayRecord(set, record({ method: 'GET', path: '/orders', rule: 'ops-reads' })).kind, 'confirmed');
 });
