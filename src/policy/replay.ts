@@ -7,7 +7,8 @@
 // What a log cannot settle is said, not guessed: a record decided by another policy set (its
 // digest differs), a refusal made before the policy was asked (a malformed request, a header
 // block over the limit), and an allow by a rule that requires a bearer token, since records carry
-// no claims (the rule is checked to exist and need a token; deny rules never depend on tokens).
+// no claims (the set is asked again with the least token the recorded rule accepts, which that
+// rule must then be the one to allow).
 import { explainInbound, type InboundAnswer } from './explain.ts';
 import type { PolicySet } from './types.ts';
 import { RouteTable } from '../outbound/routes.ts';
@@ -60,9 +61,22 @@ export function replayRecord(set: PolicySet, r: RecordedDecision, routes = new R
   const a: InboundAnswer = explainInbound(set, { method: r.method, target: path, ...(plaintext ? { source: address! } : { from: principal! }) });
   const replayed = describe(a.allow, a.code, ruleOf(a.policy, a.rule));
   if (recorded === replayed) return { kind: 'confirmed' };
-  // Allowed with a token: without the claims, the set can only be asked the question tokenless.
-  // Consistent unless it says a deny rule (never token-dependent) or no rule at all decides.
-  if (allowed && rule !== null && set.rulesRequiringToken.has(rule) && (a.allow || a.code === 'invalid_token')) return { kind: 'token', recorded, replayed };
+  // Allowed with a token: the log has no claims, so the set is asked again with the least token
+  // each of the rule's token requirements accepts (its roles; with jit, issued and expiring now).
+  // Consistent when one of them is allowed by that very rule: it matches this caller, method and
+  // path, and neither a deny rule nor an allow rule before it decides otherwise. A token with
+  // more roles could only have made an earlier rule match instead, never this one. (The fresh jit
+  // token can err the other way only: an earlier rule with a shorter jit.maxAge that the real
+  // token was too old for reads as a mismatch, to be looked at, never as a confirmation.)
+  const needs = allowed && rule !== null ? set.rulesRequiringToken.get(rule) : undefined;
+  if (needs) {
+    const nowSeconds = Date.now() / 1000;
+    for (const need of needs) {
+      const token = { roles: need.roles, ...(need.jit ? { iat: nowSeconds, exp: nowSeconds } : {}) };
+      const t = explainInbound(set, { method: r.method, target: path, token, nowSeconds, ...(plaintext ? { source: address! } : { from: principal! }) });
+      if (describe(t.allow, t.code, ruleOf(t.policy, t.rule)) === recorded) return { kind: 'token', recorded, replayed };
+    }
+  }
   return { kind: 'mismatch', recorded, replayed };
 }
 

@@ -28,8 +28,10 @@ export function buildPolicySet(parts: PolicySetParts): PolicySet {
     boundaries: Object.freeze(parts.boundaries.map(deepFreeze)),
     requiresToken: authorizer.requiresToken,
     rulesOpenToAnyTrustDomain: Object.freeze(allowRulesOpenToPartners(parts.policies)),
-    rulesRequiringToken: new Set(parts.policies.flatMap((p) => p.spec.rules
-      .filter((r) => r.from?.some((f) => f.token !== undefined)).map((r) => `${p.metadata.name}/${r.name}`))),
+    rulesRequiringToken: new Map(parts.policies.flatMap((p) => p.spec.rules
+      .filter((r) => r.from?.some((f) => f.token !== undefined))
+      .map((r) => [`${p.metadata.name}/${r.name}`, Object.freeze(r.from!.flatMap((f) => (f.token
+        ? [Object.freeze({ roles: Object.freeze([...(f.token.roles ?? [])]), jit: f.token.jit !== undefined })] : [])))] as const))),
     authorize: authorizer.authorize,
     boundaryOf: (host: string) => boundaries.containing(host),
   });

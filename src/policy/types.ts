@@ -4,6 +4,9 @@
 export type PolicyKind = 'AuthorizationPolicy' | 'OutboundRoute' | 'TrustBoundary';
 
 /** Claims of a bearer token that someone else has already verified (signature, exp, audience). */
+/** A `from` entry's token requirement: these roles, and with `jit` a recently issued, short-lived token. */
+export interface TokenRequirement { readonly roles: readonly string[]; readonly jit: boolean }
+
 export interface TokenClaims {
   readonly roles: readonly string[];
   /** Issued-at, seconds since the epoch. */
@@ -95,8 +98,11 @@ export interface PolicySet {
   readonly requiresToken: boolean;
   /** `policy/rule` of the allow rules a federated partner's workloads match too (partners.ts). */
   readonly rulesOpenToAnyTrustDomain: readonly string[];
-  /** `policy/rule` of the allow rules with a `token:` requirement (audit replay: replay.ts). */
-  readonly rulesRequiringToken: ReadonlySet<string>;
+  /**
+   * `policy/rule` of the allow rules with a `token:` requirement → what each of their `from`
+   * entries with one asks of a token (audit replay, replay.ts, builds the least such token).
+   */
+  readonly rulesRequiringToken: ReadonlyMap<string, readonly TokenRequirement[]>;
   authorize(req: AuthzRequest): Decision;
   /**
    * Name of the trust boundary containing `host` (a host name, or an IP literal such as a peer's

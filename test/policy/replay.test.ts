@@ -68,3 +68,33 @@ it('a record whose fields the sidecar never writes so is not confirmed: tls miss
     { kind: 'mismatch', recorded: 'allow by orders/ops-reads', replayed: 'deny bad_request' });
   assert.equal(replayRecord(set, record({ method: 'GET', path: '/orders', rule: 'ops-reads' })).kind, 'confirmed');
 });
+
+it('an allow by a token rule that cannot match the recorded caller, method or path is a mismatch, whatever the set says without a token', () => {
+  const two = loadSet({
+    'a.yaml': policy('ops', `- name: reports-with-token
+  action: allow
+  from: [{ principals: ["spiffe://example.org/ns/ops/**"], token: { roles: [Reports] } }]
+  to: [{ paths: ["/reports/**"] }]
+- name: admin-with-token
+  action: allow
+  from: [{ principals: ["spiffe://example.org/ns/ops/**"], token: { roles: [Admin], jit: { maxAge: 5m } } }]
+  to: [{ paths: ["/admin/**"] }]
+- name: anyone-health
+  action: allow
+  to: [{ paths: ["/health"] }]
+`),
+  });
+  const r = (path: string, principal: string, rule: string): RecordedDecision => ({
+    direction: 'inbound', event: 'request', requestId: 'r3', peer: { principal, address: '10.0.0.1' },
+    method: 'GET', path, decision: 'allow', code: null, policy: 'ops', rule, policyDigest: two.digest, tls: 'mtls',
+  });
+  const ops = 'spiffe://example.org/ns/ops/sa/x';
+  // Asked without a token the set answers 401 naming another token rule, or allows by a tokenless rule.
+  assert.deepEqual(replayRecord(two, r('/reports/q', ops, 'admin-with-token')),
+    { kind: 'mismatch', recorded: 'allow by ops/admin-with-token', replayed: 'deny invalid_token (ops/reports-with-token)' });
+  assert.equal(replayRecord(two, r('/health', 'spiffe://other.org/x', 'admin-with-token')).kind, 'mismatch');
+  assert.equal(replayRecord(two, r('/admin/x', 'spiffe://example.org/ns/shop/sa/y', 'admin-with-token')).kind, 'mismatch');
+  // The rule that can match, with its roles and a fresh jit token, is consistent.
+  assert.equal(replayRecord(two, r('/admin/x', ops, 'admin-with-token')).kind, 'token');
+  assert.equal(replayRecord(two, r('/reports/q', ops, 'reports-with-token')).kind, 'token');
+});
