@@ -3,10 +3,10 @@
 
 export type PolicyKind = 'AuthorizationPolicy' | 'OutboundRoute' | 'TrustBoundary';
 
-/** Claims of a bearer token that someone else has already verified (signature, exp, audience). */
 /** A `from` entry's token requirement: these roles, and with `jit` a recently issued, short-lived token. */
 export interface TokenRequirement { readonly roles: readonly string[]; readonly jit: boolean }
 
+/** Claims of a bearer token that someone else has already verified (signature, exp, audience). */
 export interface TokenClaims {
   readonly roles: readonly string[];
   /** Issued-at, seconds since the epoch. */
