@@ -187,7 +187,7 @@ export function buildConfig(layers: RawConfig[], cwd = process.cwd()): Config {
   }
   const trustDomains = list('trustDomain');
   for (const td of trustDomains) {
-    if (!isTrustDomainName(td)) throw new ConfigError(`'${td}' is not a SPIFFE trust domain name (lowercase letters, digits, . - _)`, { field: 'trustDomain' });
+    if (!isTrustDomainName(td)) throw new ConfigError(`'${td}' is not a SPIFFE trust domain name (labels of lowercase letters, digits, - and _, between single dots)`, { field: 'trustDomain' });
   }
   const federations = list('federate').map((entry) => parseFederation(entry, trustDomains, cwd));
   const federated = new Set<string>();
@@ -257,7 +257,7 @@ function parseFederation(entry: string, own: readonly string[], cwd: string): Fe
   const trustDomain = at > 0 ? entry.slice(0, at) : '';
   const file = at > 0 ? entry.slice(at + 1) : '';
   if (!trustDomain || !file) throw new ConfigError(`'${entry}' is not TRUST_DOMAIN=BUNDLE_FILE (e.g. partner.org=/etc/authproxy/partner-bundle.pem)`, { field: 'federate' });
-  if (!isTrustDomainName(trustDomain)) throw new ConfigError(`'${trustDomain}' is not a SPIFFE trust domain name (lowercase letters, digits, . - _)`, { field: 'federate' });
+  if (!isTrustDomainName(trustDomain)) throw new ConfigError(`'${trustDomain}' is not a SPIFFE trust domain name (labels of lowercase letters, digits, - and _, between single dots)`, { field: 'federate' });
   if (own.includes(trustDomain)) {
     throw new ConfigError(`trust domain '${trustDomain}' is both accepted with --trust-domain (vouched for by --ca) and federated (vouched for by its own bundle); name it in one of the two`, { field: 'federate' });
   }

@@ -1,7 +1,10 @@
 // SPIFFE ID syntax (SPIFFE ID standard §2): spiffe://<trust-domain><path>, no port, userinfo,
 // query or fragment; trust domain lowercase; path segments non-empty and not dot-segments.
 const SPIFFE_ID = /^spiffe:\/\/([a-z0-9._-]+)((?:\/[A-Za-z0-9._-]+)*)$/;
-const TRUST_DOMAIN = /^[a-z0-9._-]+$/;
+// Labels of the allowed characters between single dots: `.`, `..`, `a..b` and a leading or
+// trailing dot name no domain, and as a directory name (the injector mounts a bundle per domain)
+// `..` is the parent directory.
+const TRUST_DOMAIN = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
 
 export function isTrustDomainName(name: string): boolean { return TRUST_DOMAIN.test(name); }
 

@@ -38,6 +38,7 @@ it('refuses a --federate value that is not TRUST_DOMAIN=FILE, or names no valid 
   refused({ federate: ['=partner.pem'] }, /not TRUST_DOMAIN=BUNDLE_FILE/);
   refused({ federate: ['partner.org='] }, /not TRUST_DOMAIN=BUNDLE_FILE/);
   refused({ federate: ['Partner.ORG=p.pem'] }, /'Partner\.ORG' is not a SPIFFE trust domain name/);
+  for (const td of ['..', '.', 'partner..org', 'partner.org.', '.partner.org']) refused({ federate: [`${td}=p.pem`] }, /is not a SPIFFE trust domain name/);
 });
 
 it('refuses one trust domain federated twice, and a trust domain both federated and accepted with --trust-domain', () => {

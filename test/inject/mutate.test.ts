@@ -175,6 +175,7 @@ test('invalid annotations are refused with a message naming the annotation', () 
     [{ 'authproxy.dev/inject': 'enabled' }, 'authproxy.dev/inject'],
     [{ 'authproxy.dev/federate': 'partner.example' }, 'authproxy.dev/federate'],
     [{ 'authproxy.dev/federate': 'Partner.Example=partner-bundle' }, 'authproxy.dev/federate'],
+    [{ 'authproxy.dev/federate': '..=partner-bundle' }, 'authproxy.dev/federate'],
     [{ 'authproxy.dev/federate': 'example.org=partner-bundle' }, 'authproxy.dev/federate'],
     [{ 'authproxy.dev/federate': 'partner.example=a, partner.example=b' }, 'authproxy.dev/federate'],
     [{ 'authproxy.dev/federate': 'partner.example=Not_A_Name' }, 'authproxy.dev/federate'],
