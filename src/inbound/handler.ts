@@ -22,7 +22,10 @@ import { bearerOf, afterBearerCheck, type BearerCheck } from '../tokens/inbound.
  * the caller waits for a 100 before it sends its body. The 100 goes out only once the request is
  * allowed: a refused caller never uploads a body that would be thrown away. A refusal answered
  * without the 100 closes an HTTP/1.1 connection, since whether the body follows is then the
- * client's choice and the next request could not be told from it (RFC 9110 §10.1.1).
+ * client's choice and the next request could not be told from it (RFC 9110 §10.1.1); node:http
+ * would close it anyway, and the header says so before it does. A client that sent a large body
+ * without waiting for the 100 can see that close as a reset instead of its answer (no lingering
+ * close; docs/inbound.md).
  */
 export type InboundHandler = (req: IncomingMessage, res: ServerResponse, owesContinue?: boolean) => void;
 
