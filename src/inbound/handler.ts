@@ -5,6 +5,7 @@ import { ERROR_STATUS, RequestRefused, type ErrorCode } from '../errors.ts';
 import type { UpstreamPool } from '../forward/upstream.ts';
 import { refuse } from '../http/refuse.ts';
 import { answerFault } from '../http/fault.ts';
+import { lingerOnClose } from '../http/linger.ts';
 import { requestIdFrom } from '../http/request-id.ts';
 import { decide, auditRecord, refusedBeforePolicy } from './authorize.ts';
 import { refusedAfterAllow, type AuditRecord } from '../audit/record.ts';
@@ -23,9 +24,8 @@ import { bearerOf, afterBearerCheck, type BearerCheck } from '../tokens/inbound.
  * allowed: a refused caller never uploads a body that would be thrown away. A refusal answered
  * without the 100 closes an HTTP/1.1 connection, since whether the body follows is then the
  * client's choice and the next request could not be told from it (RFC 9110 §10.1.1); node:http
- * would close it anyway, and the header says so before it does. A client that sent a large body
- * without waiting for the 100 can see that close as a reset instead of its answer (no lingering
- * close; docs/inbound.md).
+ * would close it anyway, and the header says so before it does. The close lingers (linger.ts), so
+ * a client still sending a body it did not wait to send reads its answer, not a reset.
  */
 export type InboundHandler = (req: IncomingMessage, res: ServerResponse, owesContinue?: boolean) => void;
 
@@ -47,7 +47,7 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
   };
   return function handle(req, res, owesContinue = false) {
     const start = performance.now();
-    if (owesContinue && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
+    if (owesContinue && req.httpVersionMajor === 1) { res.setHeader('connection', 'close'); lingerOnClose(req.socket); }
     const requestId = requestIdFrom(req.headers['x-request-id']);
     // HTTP/1.1's parser has refused such a request already; HTTP/2's is measured here (header-limit.ts).
     if (h2HeadersOverLimit(req, maxHeaderBytes)) {

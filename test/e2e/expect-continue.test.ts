@@ -13,6 +13,8 @@ import { startSidecar, type Sidecar } from '../support/sidecar.ts';
 import { startApp, type TestApp } from '../support/app.ts';
 import { policyDir, TEST_POLICY, LOOPBACK_BOUNDARY } from '../support/policy-dir.ts';
 import { tlsOptions, curl } from '../support/clients.ts';
+import { connect as tlsConnect } from 'node:tls';
+import { connect as netConnect } from 'node:net';
 import { waitForAuditLine } from '../support/audit.ts';
 
 const BOUNDARY_UPLOADS = `apiVersion: authproxy.dev/v1
@@ -125,6 +127,26 @@ describe('Expect: 100-continue is answered after authorization', () => {
     assert.deepEqual([allowed.continued, allowed.status, JSON.parse(allowed.body)], [true, 200, { bytes: body.length }]);
     assert.deepEqual([denied.continued, denied.status, denied.connection], [false, 403, 'close']);
   });
+
+  for (const listener of ['mTLS', 'plaintext'] as const) {
+    it(`a denied client on the ${listener} listener that sends 10 MB without waiting for the 100 reads its whole 403, not a reset; a request it pipelines behind is dropped`, async () => {
+      const big = 10 * 1024 * 1024;
+      const socket = listener === 'mTLS'
+        ? tlsConnect({ host: '127.0.0.1', port: sidecar.inboundPort, ...tlsOptions(pki.ca, pki.clients.billing) })
+        : netConnect({ host: '127.0.0.1', port: Number(/"plaintext":"[^"]*:(\d+)"/.exec(sidecar.stderr())?.[1]) });
+      let text = '';
+      socket.setEncoding('latin1').on('data', (d: string) => { text += d; });
+      const closed = new Promise<string | null>((resolve) => { socket.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message)); socket.on('close', () => resolve(null)); });
+      const path = listener === 'mTLS' ? '/admin/eager' : '/orders/eager';
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: ${big}\r\n\r\n`);
+      socket.write(Buffer.alloc(big, 'b'));
+      socket.end(`GET /orders/behind-${listener} HTTP/1.1\r\nHost: a\r\n\r\n`);
+      assert.equal(await closed, null, 'no reset');
+      assert.deepEqual([...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1])), [403], text.slice(0, 300));
+      assert.match(text, /"error":"forbidden"[^]*\}$/, 'the whole answer');
+      assert.ok(!app.seen.some((s) => s.url === path || s.url === `/orders/behind-${listener}`), 'neither reached the app');
+    });
+  }
 
   it('curl sees 100 Continue before an allowed upload and a bare 403 for a denied one', async () => {
     const file = join(policies, 'upload.bin');
