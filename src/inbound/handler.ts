@@ -21,11 +21,11 @@ import { bearerOf, afterBearerCheck, type BearerCheck } from '../tokens/inbound.
 /**
  * `owesContinue`: the request came through 'checkContinue' (it sent `Expect: 100-continue`), so
  * the caller waits for a 100 before it sends its body. The 100 goes out only once the request is
- * allowed: a refused caller never uploads a body that would be thrown away. A refusal answered
- * without the 100 closes an HTTP/1.1 connection, since whether the body follows is then the
- * client's choice and the next request could not be told from it (RFC 9110 §10.1.1); node:http
- * would close it anyway, and the header says so before it does. The close lingers (linger.ts), so
- * a client still sending a body it did not wait to send reads its answer, not a reset.
+ * allowed: a refused caller never uploads a body that would be thrown away. node:http answers a
+ * refusal sent without the 100 with `connection: close` and closes the HTTP/1.1 connection, since
+ * whether the body follows is then the client's choice and the next request could not be told
+ * from it (RFC 9110 §10.1.1). The close lingers (linger.ts), so a client still sending a body it
+ * did not wait to send reads its answer, not a reset.
  */
 export type InboundHandler = (req: IncomingMessage, res: ServerResponse, owesContinue?: boolean) => void;
 
@@ -47,7 +47,7 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
   };
   return function handle(req, res, owesContinue = false) {
     const start = performance.now();
-    if (owesContinue && req.httpVersionMajor === 1) { res.setHeader('connection', 'close'); lingerOnClose(req.socket); }
+    if (owesContinue && req.httpVersionMajor === 1) lingerOnClose(req.socket);
     const requestId = requestIdFrom(req.headers['x-request-id']);
     // HTTP/1.1's parser has refused such a request already; HTTP/2's is measured here (header-limit.ts).
     if (h2HeadersOverLimit(req, maxHeaderBytes)) {
@@ -70,7 +70,7 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
     const record = auditRecord(rt, verdict, req, requestId, transport);
     if (verdict.refusal) { rt.audit.write(record); deny(res, requestId, start, verdict.refusal.code, verdict.refusal.message); return; }
     if (declaredTooLarge(req, maxBody)) { denyAllowed(res, record, start, 'body_too_large', tooLargeMessage); return; }
-    if (owesContinue) { res.removeHeader('connection'); res.writeContinue(); }
+    if (owesContinue) res.writeContinue();
     const up = upstreamRequestHeaders(req, identityHeaders(rt, verdict, requestId));
     rt.inFlight++;
     // One object shape for every call (bufferedBody undefined when there is none), not a
