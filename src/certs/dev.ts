@@ -3,7 +3,7 @@
 import { X509Certificate } from 'node:crypto';
 import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseSpiffeId } from '../identity/spiffe.ts';
+import { isTrustDomainName, parseSpiffeId, TRUST_DOMAIN_RULE } from '../identity/spiffe.ts';
 import { caPaths, loadCa } from './ca.ts';
 import { writeOutputs, type OutputFile } from './files.ts';
 import type { Issuer } from './pki.ts';
@@ -63,7 +63,7 @@ async function usable(cert: string, key: string, renewWithinMs: number): Promise
  * signed by a previous CA could no longer be verified.
  */
 export async function ensureDevPki(dir: string, opts: DevPkiOptions): Promise<DevPki> {
-  if (!parseSpiffeId(`spiffe://${opts.trustDomain}`)) throw new Error(`'${opts.trustDomain}' is not a valid trust domain`);
+  if (!isTrustDomainName(opts.trustDomain)) throw new Error(`'${opts.trustDomain}' is not a valid trust domain (${TRUST_DOMAIN_RULE})`);
   const workloadId = toSpiffeId(opts.trustDomain, opts.workloadId);
   const clientId = toSpiffeId(opts.trustDomain, opts.clientId);
   const ca = caPaths(dir);

@@ -11,7 +11,7 @@ import { assertWritable, writeOutputs } from '../certs/files.ts';
 import { formatSummary, readCertificates, summarize } from '../certs/inspect.ts';
 import { PKCS12_ITERATIONS, buildPkcs12 } from '../certs/pkcs12.ts';
 import { KEY_TYPES, createCA, createCsr, issueCertificate, parseCsr, signCsr, type KeyType } from '../certs/pki.ts';
-import { isTrustDomainName, parseSpiffeId } from '../identity/spiffe.ts';
+import { isTrustDomainName, parseSpiffeId, TRUST_DOMAIN_RULE } from '../identity/spiffe.ts';
 import { DNS_NAME_RULE, isDnsName, reservedPrefix } from '../identity/names.ts';
 
 export const PFX_PASSWORD_ENV = 'AUTHPROXY_PFX_PASSWORD';
@@ -53,7 +53,7 @@ Create a self-signed CA certificate and key: DIR/ca.crt and DIR/ca.key (mode 060
       const dir = str(v, 'dir')!;
       const trustDomain = str(v, 'trust-domain');
       if (trustDomain !== undefined && !isTrustDomainName(trustDomain)) {
-        throw new UsageError(`--trust-domain '${trustDomain}' is not a valid trust domain (lowercase letters, digits, '.', '-', '_')`);
+        throw new UsageError(`--trust-domain '${trustDomain}' is not a valid trust domain (${TRUST_DOMAIN_RULE})`);
       }
       const keyType = keyTypeOpt(v); const days = daysOpt(v, 365); const force = Boolean(v.force);
       const { cert: certPath, key: keyPath } = caPaths(dir);

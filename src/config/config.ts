@@ -7,7 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.ts';
 import { parseListen, parseUpstream, type ListenAddress, type Upstream } from './address.ts';
 import { parseBytes, parseDuration } from './duration.ts';
-import { isTrustDomainName } from '../identity/spiffe.ts';
+import { isTrustDomainName, TRUST_DOMAIN_RULE } from '../identity/spiffe.ts';
 import { parseTokenSettings, TOKEN_KEYS, type TokenKey, type TokenSettings } from '../tokens/settings.ts';
 
 /** Token and outbound settings (issuer endpoints, audience, cache, unrouted hosts): see src/tokens/settings.ts. */
@@ -187,7 +187,7 @@ export function buildConfig(layers: RawConfig[], cwd = process.cwd()): Config {
   }
   const trustDomains = list('trustDomain');
   for (const td of trustDomains) {
-    if (!isTrustDomainName(td)) throw new ConfigError(`'${td}' is not a SPIFFE trust domain name (labels of lowercase letters, digits, - and _, between single dots)`, { field: 'trustDomain' });
+    if (!isTrustDomainName(td)) throw new ConfigError(`'${td}' is not a SPIFFE trust domain name (${TRUST_DOMAIN_RULE})`, { field: 'trustDomain' });
   }
   const federations = list('federate').map((entry) => parseFederation(entry, trustDomains, cwd));
   const federated = new Set<string>();
@@ -257,7 +257,7 @@ function parseFederation(entry: string, own: readonly string[], cwd: string): Fe
   const trustDomain = at > 0 ? entry.slice(0, at) : '';
   const file = at > 0 ? entry.slice(at + 1) : '';
   if (!trustDomain || !file) throw new ConfigError(`'${entry}' is not TRUST_DOMAIN=BUNDLE_FILE (e.g. partner.org=/etc/authproxy/partner-bundle.pem)`, { field: 'federate' });
-  if (!isTrustDomainName(trustDomain)) throw new ConfigError(`'${trustDomain}' is not a SPIFFE trust domain name (labels of lowercase letters, digits, - and _, between single dots)`, { field: 'federate' });
+  if (!isTrustDomainName(trustDomain)) throw new ConfigError(`'${trustDomain}' is not a SPIFFE trust domain name (${TRUST_DOMAIN_RULE})`, { field: 'federate' });
   if (own.includes(trustDomain)) {
     throw new ConfigError(`trust domain '${trustDomain}' is both accepted with --trust-domain (vouched for by --ca) and federated (vouched for by its own bundle); name it in one of the two`, { field: 'federate' });
   }

@@ -8,6 +8,9 @@ const TRUST_DOMAIN = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
 
 export function isTrustDomainName(name: string): boolean { return TRUST_DOMAIN.test(name); }
 
+/** The rule isTrustDomainName checks, for the messages that refuse a name. */
+export const TRUST_DOMAIN_RULE = 'labels of lowercase letters, digits, - and _, between single dots';
+
 export function parseSpiffeId(uri: string): { trustDomain: string; path: string } | null {
   const m = SPIFFE_ID.exec(uri);
   if (!m) return null;

@@ -1,7 +1,7 @@
 // Per-pod settings, read from pod (template) annotations. The table below is the documentation:
 // docs/kubernetes.md lists the same names and defaults, and a test keeps the two in step.
 import { issuerProblem, isQuantity, isResourceName, type InjectSettings } from './settings.ts';
-import { isTrustDomainName } from '../identity/spiffe.ts';
+import { isTrustDomainName, TRUST_DOMAIN_RULE } from '../identity/spiffe.ts';
 import type { Container, PodTemplate } from './k8s.ts';
 
 export const PREFIX = 'authproxy.dev/';
@@ -150,7 +150,7 @@ function parseFederate(value: string | undefined, ownTrustDomain: string): Feder
     const m = /^([^=]+)=([^/]+)(?:\/(.+))?$/.exec(item);
     if (!m) throw new AnnotationError(name, `'${item}' must be TRUST_DOMAIN=CONFIGMAP or TRUST_DOMAIN=CONFIGMAP/KEY`);
     const [trustDomain, configMap, key = 'ca.crt'] = [m[1]!.trim(), m[2]!.trim(), m[3]?.trim()];
-    if (!isTrustDomainName(trustDomain)) throw new AnnotationError(name, `'${trustDomain}' is not a SPIFFE trust domain name`);
+    if (!isTrustDomainName(trustDomain)) throw new AnnotationError(name, `'${trustDomain}' is not a SPIFFE trust domain name (${TRUST_DOMAIN_RULE})`);
     if (trustDomain === ownTrustDomain) throw new AnnotationError(name, `'${trustDomain}' is the mesh's own trust domain (trustDomain); its CA comes with the sidecar's certificate`);
     if (out.some((f) => f.trustDomain === trustDomain)) throw new AnnotationError(name, `'${trustDomain}' is named twice`);
     if (!isResourceName(configMap)) throw new AnnotationError(name, `'${configMap}' is not a ConfigMap name`);

@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.ts';
-import { isTrustDomainName } from '../identity/spiffe.ts';
+import { isTrustDomainName, TRUST_DOMAIN_RULE } from '../identity/spiffe.ts';
 import { isObject } from './k8s.ts';
 import { DEFAULTS } from '../config/config.ts';
 import { issuerUrlProblem } from '../tokens/issuer-url.ts';
@@ -97,7 +97,7 @@ export function buildSettings(raw: unknown, file?: string): InjectSettings {
   const imagePullPolicy = str(raw, 'imagePullPolicy', 'imagePullPolicy', d.imagePullPolicy);
   if (!['Always', 'IfNotPresent', 'Never'].includes(imagePullPolicy)) throw new ConfigError(`'${imagePullPolicy}' is not Always, IfNotPresent or Never`, at('imagePullPolicy'));
   const trustDomain = str(raw, 'trustDomain', 'trustDomain', d.trustDomain);
-  if (!isTrustDomainName(trustDomain)) throw new ConfigError(`'${trustDomain}' is not a SPIFFE trust domain name`, at('trustDomain'));
+  if (!isTrustDomainName(trustDomain)) throw new ConfigError(`'${trustDomain}' is not a SPIFFE trust domain name (${TRUST_DOMAIN_RULE})`, at('trustDomain'));
   const issuer = str(raw, 'issuer', 'issuer', d.issuer);
   const issuerBad = issuer ? issuerProblem(issuer) : null;
   if (issuerBad) throw new ConfigError(issuerBad, at('issuer'));

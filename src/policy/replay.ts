@@ -1,8 +1,9 @@
 // Replaying an audit log against a policy set: each inbound record the policy decided is asked
 // again of the set (explainInbound, the sidecar's own normalization and decision code), and the
 // recorded decision and rule are compared with the answer; each outbound record's route is looked
-// up again for its destination (the listener's own host parsing and route table). A security reviewer gets from "the log
-// names a rule" to "this policy set, at this digest, decides exactly that", record by record.
+// up again for its destination (the listener's own host parsing and route table). A security
+// reviewer gets from "the log names a rule" to "this policy set, at this digest, decides exactly
+// that", record by record.
 //
 // What a log cannot settle is said, not guessed: a record decided by another policy set (its
 // digest differs), a refusal made before the policy was asked (a malformed request, a header
@@ -58,7 +59,8 @@ export function replayRecord(set: PolicySet, r: RecordedDecision, routes = new R
   const recorded = describe(allowed, code, rule);
   // A method with lower-case letters is refused before the policy is asked (inbound/authorize.ts).
   if (LOWER_CASE.test(r.method)) return { kind: 'mismatch', recorded, replayed: 'deny bad_request' };
-  const a: InboundAnswer = explainInbound(set, { method: r.method, target: path, ...(plaintext ? { source: address! } : { from: principal! }) });
+  const question = { method: r.method, target: path, ...(plaintext ? { source: address! } : { from: principal! }) };
+  const a: InboundAnswer = explainInbound(set, question);
   const replayed = describe(a.allow, a.code, ruleOf(a.policy, a.rule));
   if (recorded === replayed) return { kind: 'confirmed' };
   // Allowed with a token: the log has no claims, so the set is asked again with the least token
@@ -73,7 +75,7 @@ export function replayRecord(set: PolicySet, r: RecordedDecision, routes = new R
     const nowSeconds = Date.now() / 1000;
     for (const need of needs) {
       const token = { roles: need.roles, ...(need.jit ? { iat: nowSeconds, exp: nowSeconds } : {}) };
-      const t = explainInbound(set, { method: r.method, target: path, token, nowSeconds, ...(plaintext ? { source: address! } : { from: principal! }) });
+      const t = explainInbound(set, { ...question, token, nowSeconds });
       if (describe(t.allow, t.code, ruleOf(t.policy, t.rule)) === recorded) return { kind: 'token', recorded, replayed };
     }
   }
