@@ -3,11 +3,10 @@
 // the bottom and each box sits on its caller, as wide as its inclusive time; color says the area
 // (the sidecar's own code, undici, Node's internals, native code, GC), as in the profile table.
 import type { FlameNode } from './profile.ts';
+import { esc } from './svg.ts';
 
 const W = 1200; const ROW = 17; const PAD = 10; const HEAD = 44; const FOOT = 24;
 const CHAR_PX = 6.2;
-
-const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 export function areaColor(area: string): string {
   if (area.startsWith('authproxy')) return '#f28e2b';

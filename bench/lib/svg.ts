@@ -10,7 +10,8 @@ const POINTS: Array<{ key: 'p50' | 'p90' | 'p99' | 'p999'; label: string }> = [
   { key: 'p50', label: 'p50' }, { key: 'p90', label: 'p90' }, { key: 'p99', label: 'p99' }, { key: 'p999', label: 'p99.9' },
 ];
 
-const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+/** Text for SVG (XML) content and attribute values. */
+export const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 export function latencyChart(series: Series[], title: string): string {
   const W = 980; const H = 420; const left = 64; const right = 400; const top = 48; const bottom = 56;
