@@ -8,6 +8,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   run: async () => (await import('./run.ts')).runCommand,
   certs: async () => (await import('./certs.ts')).certsCommand,
   policy: async () => (await import('./policy.ts')).policyCommand,
+  audit: async () => (await import('./audit.ts')).auditCommand,
   issuer: async () => (await import('./issuer.ts')).issuerCommand,
   inject: async () => (await import('./inject.ts')).injectCommand,
   injector: async () => (await import('./injector.ts')).injectorCommand,
@@ -18,6 +19,7 @@ const USAGE = `usage:
   authproxy run --config authproxy.yaml   run from a config file (flags override)
   authproxy certs init|issue|csr|sign|pfx|inspect
   authproxy policy check|test|explain|replay
+  authproxy audit verify --ca BUNDLE FILE...  check the audit log's signed seals
   authproxy issuer                        local dev token issuer (OAuth2/OIDC)
   authproxy inject -f FILE|-              add the sidecar to Kubernetes manifests
   authproxy injector                      Kubernetes mutating admission webhook

@@ -27,6 +27,8 @@ export interface Config extends TokenSettings {
   readonly policies: string | null;
   /** null = stdout */
   readonly auditLog: string | null;
+  /** How often the audit log gets a signed seal line (audit/seal.ts); 0 = never. */
+  readonly auditSealIntervalMs: number;
   readonly issuer: string | null;
   readonly clientId: string | null;
   readonly clientAuth: 'tls_client_auth' | 'private_key_jwt' | 'client_secret_basic';
@@ -80,18 +82,19 @@ export const DEFAULTS = {
   reloadInterval: '2s',
   certsDir: 'certs',
   policiesDir: 'policies',
+  auditSealInterval: '1s',
 } as const;
 
 /** Raw, unvalidated settings as they come from a file or flags. */
 export type RawConfig = Partial<Record<RawKey, unknown>>;
 type RawKey = TokenKey | 'upstream' | 'listen' | 'plaintextListen' | 'outboundListen' | 'adminListen' | 'cert' | 'key' | 'ca'
-  | 'trustDomain' | 'federate' | 'policies' | 'auditLog' | 'issuer' | 'clientId' | 'clientAuth' | 'clientSecretFile'
+  | 'trustDomain' | 'federate' | 'policies' | 'auditLog' | 'auditSealInterval' | 'issuer' | 'clientId' | 'clientAuth' | 'clientSecretFile'
   | 'maxHeaderBytes' | 'maxBodyBytes' | 'drainTimeout' | 'upstreamTimeout' | 'reloadInterval' | 'certsDir'
   | 'maxConnections' | 'headerTimeout' | 'clientIdleTimeout'
   | 'connectTimeout' | 'requestTimeout' | 'maxRetries' | 'retryBudget' | 'retryBudgetFloor';
 
 export const RAW_KEYS: readonly RawKey[] = ['upstream', 'listen', 'plaintextListen', 'outboundListen', 'adminListen',
-  'cert', 'key', 'ca', 'trustDomain', 'federate', 'policies', 'auditLog', 'issuer', 'clientId', 'clientAuth', 'clientSecretFile',
+  'cert', 'key', 'ca', 'trustDomain', 'federate', 'policies', 'auditLog', 'auditSealInterval', 'issuer', 'clientId', 'clientAuth', 'clientSecretFile',
   'maxHeaderBytes', 'maxBodyBytes', 'drainTimeout', 'upstreamTimeout', 'reloadInterval', 'certsDir',
   'maxConnections', 'headerTimeout', 'clientIdleTimeout',
   'connectTimeout', 'requestTimeout', 'maxRetries', 'retryBudget', 'retryBudgetFloor', ...TOKEN_KEYS];
@@ -205,6 +208,7 @@ export function buildConfig(layers: RawConfig[], cwd = process.cwd()): Config {
     adminListen: parseListen(str('adminListen') ?? DEFAULTS.adminListen, 'adminListen'),
     cert, key, ca, trustDomains, federations, policies,
     auditLog: path('auditLog'),
+    auditSealIntervalMs: parseDuration(raw.auditSealInterval as string ?? DEFAULTS.auditSealInterval, 'auditSealInterval'),
     issuer: str('issuer'),
     clientId: str('clientId'),
     clientAuth: clientAuth as Config['clientAuth'],

@@ -90,13 +90,16 @@ function bundleCas(cas: X509Certificate[], file: string): X509Certificate[] {
 }
 
 /** Does the leaf chain (directly or through the intermediates in its file) to one of the CAs? */
-export function chainsToBundle(m: TlsMaterial): boolean {
-  const issuers = [...m.intermediates, ...m.cas];
-  let cur = m.leaf;
+export function chainsToBundle(m: TlsMaterial): boolean { return chainsTo(m.leaf, m.intermediates, m.cas); }
+
+/** Whether `leaf`, through `intermediates`, was issued by one of `cas` (signatures checked, not dates). */
+export function chainsTo(leaf: X509Certificate, intermediates: readonly X509Certificate[], cas: readonly X509Certificate[]): boolean {
+  const issuers = [...intermediates, ...cas];
+  let cur = leaf;
   for (let depth = 0; depth < 8; depth++) {
     const parent = issuers.find((c) => cur.checkIssued(c) && cur.verify(c.publicKey));
     if (!parent) return false;
-    if (m.cas.includes(parent)) return true;
+    if (cas.includes(parent)) return true;
     cur = parent;
   }
   return false;

@@ -22,7 +22,7 @@ export interface RecordedDecision {
   method?: unknown; path?: unknown; decision?: unknown; code?: unknown; policy?: unknown; rule?: unknown; policyDigest?: unknown; tls?: unknown;
 }
 
-export type ReplayKind = 'confirmed' | 'token' | 'mismatch' | 'other-set' | 'not-policy' | 'handshake' | 'unreadable';
+export type ReplayKind = 'confirmed' | 'token' | 'mismatch' | 'other-set' | 'not-policy' | 'handshake' | 'seal' | 'unreadable';
 
 export interface Replayed { kind: ReplayKind; recorded?: string; replayed?: string; digest?: string; code?: string }
 
@@ -39,6 +39,8 @@ const describe = (allow: boolean, code: string | null, rule: string | null): str
 /** `routes`: the set's route table, built once per log (outbound records). */
 export function replayRecord(set: PolicySet, r: RecordedDecision, routes = new RouteTable(set.routes, null)): Replayed {
   if (r.event === 'handshake') return { kind: 'handshake' };
+  // A seal (audit/seal.ts) records no decision; `authproxy audit verify` checks it.
+  if (r.event === 'seal') return { kind: 'seal' };
   if ((r.direction !== 'inbound' && r.direction !== 'outbound') || (r.decision !== 'allow' && r.decision !== 'deny')) return { kind: 'unreadable' };
   if (r.policyDigest !== set.digest) return { kind: 'other-set', digest: String(r.policyDigest) };
   if (r.direction === 'outbound') return replayRoute(routes, r);
@@ -113,7 +115,7 @@ export async function replayLog(set: PolicySet, lines: AsyncIterable<string>): P
   const routes = new RouteTable(set.routes, null);
   const s: ReplaySummary = {
     records: 0, otherSets: {}, notPolicy: {}, mismatches: [], unreadableLines: [],
-    counts: { confirmed: 0, token: 0, mismatch: 0, 'other-set': 0, 'not-policy': 0, handshake: 0, unreadable: 0 },
+    counts: { confirmed: 0, token: 0, mismatch: 0, 'other-set': 0, 'not-policy': 0, handshake: 0, seal: 0, unreadable: 0 },
   };
   let line = 0;
   for await (const text of lines) {
@@ -130,6 +132,7 @@ export async function replayLog(set: PolicySet, lines: AsyncIterable<string>): P
       }
     } catch { r = { kind: 'unreadable' }; }
     s.counts[r.kind]++;
+    if (r.kind === 'seal') s.records--;
     if (r.kind === 'other-set') s.otherSets[r.digest!] = (s.otherSets[r.digest!] ?? 0) + 1;
     if (r.kind === 'not-policy') s.notPolicy[r.code!] = (s.notPolicy[r.code!] ?? 0) + 1;
     if (r.kind === 'unreadable') s.unreadableLines.push(line);

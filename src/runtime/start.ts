@@ -5,8 +5,9 @@
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Config } from '../config/config.ts';
 import { formatListen, type ListenAddress } from '../config/address.ts';
-import { loadTlsMaterial, chainsToBundle } from '../identity/material.ts';
+import { loadTlsMaterial, chainsToBundle, type TlsMaterial } from '../identity/material.ts';
 import { openAuditLog } from '../audit/writer.ts';
+import { Sealer, sealKeyFrom } from '../audit/seal.ts';
 import { Metrics } from '../admin/metrics.ts';
 import { createAdminServer } from '../admin/server.ts';
 import { createInboundServer } from '../inbound/listener.ts';
@@ -85,8 +86,13 @@ async function open(config: Config, closers: Closers): Promise<Running> {
     log.warn('the workload certificate does not chain to the trust bundle; peers using the same bundle will refuse it', { cert: config.cert });
   }
   const policy = await loadPolicies(config.policies, config.federations.length > 0);
+  // Seals are signed with the workload's key as it is when each is made (a rotated certificate
+  // signs the next one); until the runtime exists (a start failing before it does still closes
+  // the log, with a seal) that is the material loaded above.
+  let currentTls = (): TlsMaterial => tls;
+  const sealer = config.auditSealIntervalMs > 0 ? new Sealer(sealKeyFrom(() => currentTls())) : null;
   // Opened before the token services so that it is closed after them (the stack unwinds newest first).
-  const audit = await openAuditLog(config.auditLog, { counter: metrics });
+  const audit = await openAuditLog(config.auditLog, { counter: metrics, sealer, sealIntervalMs: config.auditSealIntervalMs });
   closers.add('audit log', () => audit.close());
   // Token services read the certificate through this getter, so a rotated one is used at once.
   // Loaded only when an issuer is configured: the JWT and OAuth client code (jose) costs ~14 MB
@@ -99,6 +105,7 @@ async function open(config: Config, closers: Closers): Promise<Running> {
     audit, metrics, ready: false, draining: false, inFlight: 0,
     tokens: tokenServices.outbound, verifier: tokenServices.verifier,
   };
+  currentTls = () => rt.tls;
   if (policy.requiresToken && !rt.verifier) log.warn('policies require bearer tokens but no --issuer is configured: every request needing a token will be refused with 401');
   if (rt.trustDomains.size === 0) log.warn('no trust domain configured and the workload has no SPIFFE ID: any trust domain the CA bundle signs is accepted');
 

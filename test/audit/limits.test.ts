@@ -112,7 +112,7 @@ describe('audit log writer with a stalled or failing sink', () => {
     assert.equal(errors[0]!.code, 'ENOSPC');
   });
 
-  it('after the file is renamed, reopen() sends the pending and later records to a new file at the path', async () => {
+  it('after the file is renamed, reopen() ends the old file with the records accepted before it, and sends later ones to a new file at the path', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'authproxy-audit-'));
     try {
       const file = join(dir, 'audit.log');
@@ -127,8 +127,8 @@ describe('audit log writer with a stalled or failing sink', () => {
       log.write(record(3));
       await log.close();
       const ids = async (f: string): Promise<string[]> => (await readFile(f, 'utf8')).trim().split('\n').map((l) => String((JSON.parse(l) as AuditRecord).requestId));
-      assert.deepEqual(await ids(`${file}.1`), ['r1']);
-      assert.deepEqual(await ids(file), ['r2', 'r3'], 'the record pending at the rename went to the new file too');
+      assert.deepEqual(await ids(`${file}.1`), ['r1', 'r2'], 'the record written before the signal, still pending then, went to the old file');
+      assert.deepEqual(await ids(file), ['r3']);
     } finally { await rm(dir, { recursive: true, force: true }); }
   });
 });

@@ -2,12 +2,13 @@
 // sidecar keeps running and writes to a new file at the configured path.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, rename, stat } from 'node:fs/promises';
+import { rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makePki } from '../support/pki.ts';
 import { startApp } from '../support/app.ts';
 import { startSidecar } from '../support/sidecar.ts';
 import { httpsGet } from '../support/clients.ts';
+import { auditLines } from '../support/audit.ts';
 
 async function waitUntil(cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -18,7 +19,7 @@ async function waitUntil(cond: () => Promise<boolean>, timeoutMs = 10_000): Prom
 }
 
 const paths = async (file: string): Promise<string[]> => {
-  try { return (await readFile(file, 'utf8')).trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { path: string }).path); } catch { return []; }
+  try { return (await auditLines(file)).map((l) => l.path as string); } catch { return []; }
 };
 
 describe('audit log rotation', () => {

@@ -13,7 +13,7 @@ import { startSidecar, BIN, type Sidecar } from '../support/sidecar.ts';
 import { startApp, type TestApp } from '../support/app.ts';
 import { policyDir, TEST_POLICY, LOOPBACK_BOUNDARY } from '../support/policy-dir.ts';
 import { httpsGet } from '../support/clients.ts';
-import { waitForAuditLine, auditLines } from '../support/audit.ts';
+import { waitForAuditLine, auditLines, sealLines } from '../support/audit.ts';
 
 function replay(dir: string, log: string, json = false): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -65,6 +65,9 @@ describe('authproxy policy replay', () => {
     }
     assert.ok(await waitForAuditLine(audit, (l) => l.direction === 'outbound' && String((l.peer as { address: string }).address).startsWith('localhost')), 'all records written');
     assert.equal((await auditLines(audit)).length, 10);
+    // And sealed (src/audit/seal.ts): the seal lines are in the log the replay reads.
+    const deadline = Date.now() + 5000;
+    while ((await sealLines(audit)).reduce((n, l) => n + (l.lines as number), 0) < 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   });
   after(async () => {
     await sidecar?.stop();
@@ -79,7 +82,9 @@ describe('authproxy policy replay', () => {
     assert.equal(r.code, 0, r.stderr);
     const s = JSON.parse(r.stdout);
     assert.equal(s.records, 10);
-    assert.deepEqual(s.counts, { confirmed: 9, token: 0, mismatch: 0, 'other-set': 0, 'not-policy': 1, handshake: 0, unreadable: 0 });
+    const seals = (await sealLines(audit)).length;
+    assert.ok(seals > 0);
+    assert.deepEqual(s.counts, { confirmed: 9, token: 0, mismatch: 0, 'other-set': 0, 'not-policy': 1, handshake: 0, seal: seals, unreadable: 0 });
     assert.deepEqual(s.notPolicy, { bad_path: 1 });
   });
 
@@ -112,11 +117,13 @@ describe('authproxy policy replay', () => {
 
   it('reports a line cut short as unreadable and exits 1', async () => {
     const cut = join(work, 'cut.log');
-    const text = await readFile(audit, 'utf8');
-    await writeFile(cut, text.slice(0, text.trimEnd().length - 20));
+    // Cut inside the last record (seal lines follow it; a seal cut short reads as unreadable too).
+    const lines = (await readFile(audit, 'utf8')).split('\n');
+    const last = lines.findLastIndex((l) => l.startsWith('{"time"'));
+    await writeFile(cut, [...lines.slice(0, last), lines[last]!.slice(0, -20)].join('\n'));
     const r = await replay(policies, cut, true);
     assert.equal(r.code, 1);
-    assert.deepEqual(JSON.parse(r.stdout).unreadableLines, [10]);
+    assert.deepEqual(JSON.parse(r.stdout).unreadableLines, [last + 1]);
   });
 
   it('does not judge records of another policy set: it names their digest instead', async () => {

@@ -1,0 +1,261 @@
+// Checking an audit log's seals (seal.ts): `authproxy audit verify --ca BUNDLE FILE…`. The files
+// are read in the order given (oldest rotated file first), line by line as bytes, and every line
+// between two seals must hash to what the later seal says; every seal must be signed by a
+// workload certificate that chains to the bundle and names the principal the seal claims, and must
+// follow the seal before it. What this proves, and what it cannot, is in docs/audit.md.
+//
+// What a log can settle is a problem (exit 1): a line changed, removed, added or moved between
+// two seals; a seal altered, forged, removed, or out of its chain; a signer the bundle does not
+// vouch for. What it cannot settle is a note: lines after the last seal (a running sidecar seals
+// within --audit-seal-interval; an attacker may also have cut the log back to a seal), a chain
+// that ends without its closing seal (the sidecar was killed, or the end was cut), a first seal
+// that continues a chain from a file not given.
+import { createReadStream } from 'node:fs';
+import { createHash, X509Certificate, type Hash } from 'node:crypto';
+import { SEAL_START, sha256, splitSealLine, verifySeal, type Seal } from './seal.ts';
+import { chainsTo } from '../identity/material.ts';
+import { checkPeer } from '../identity/peer.ts';
+
+export interface VerifyProblem { file: string; line: number; problem: string }
+
+export interface FileSummary {
+  file: string;
+  lines: number;
+  /** Lines covered by a seal that verified. */
+  sealed: number;
+  seals: number;
+  /** Lines after the file's last seal. */
+  unsealed: number;
+  /** The file ends without a newline: a write cut short (a crash, a full disk) or a cut file. */
+  incompleteLastLine: boolean;
+}
+
+export interface ChainSummary {
+  chain: string;
+  firstSeq: number;
+  lastSeq: number;
+  principals: string[];
+  /** How its last seal read ended it: `close` (the sidecar stopped), `rotate`, or null (neither). */
+  end: Seal['end'] | null;
+}
+
+export interface VerifyReport {
+  files: FileSummary[];
+  chains: ChainSummary[];
+  /** Records the sidecar itself reported dropped (backlog) or lost (write errors), from the seals. */
+  dropped: number;
+  lost: number;
+  problems: VerifyProblem[];
+  notes: string[];
+}
+
+const START = Buffer.from(SEAL_START);
+const NEWLINE = 0x0a;
+// The lines since the last seal are also kept (up to this many bytes) for one case: a sidecar
+// killed after its last seal leaves lines sealed by nothing, and the next one to append to the
+// same file starts a chain whose first seal covers only its own lines, the tail of the window.
+const KEEP_WINDOW_BYTES = 64 * 1024 * 1024;
+
+interface Signer { cert: X509Certificate; principal: string | null; trouble: string | null }
+
+class Verifier {
+  readonly report: VerifyReport = { files: [], chains: [], dropped: 0, lost: 0, problems: [], notes: [] };
+  readonly #cas: readonly X509Certificate[];
+  /** Signing certificates met so far, by the SHA-256 of their DER, and whether the bundle vouches for them. */
+  readonly #signers = new Map<string, Signer>();
+  #last: { seal: Seal; hash: string } | null = null;
+  #chain: ChainSummary | null = null;
+  #window: Hash = createHash('sha256');
+  #windowLines = 0;
+  #windowFrom = 1;
+  #kept: Buffer[] = [];
+  #keptBytes = 0;
+  #file!: FileSummary;
+
+  constructor(cas: readonly X509Certificate[]) { this.#cas = cas; }
+
+  startFile(file: string): void {
+    this.#file = { file, lines: 0, sealed: 0, seals: 0, unsealed: 0, incompleteLastLine: false };
+    this.report.files.push(this.#file);
+    // Each file's first seal covers from the file's start: the writer ends a file with a seal.
+    this.#resetWindow(1);
+  }
+
+  #resetWindow(from: number): void {
+    this.#window = createHash('sha256');
+    this.#windowLines = 0;
+    this.#windowFrom = from;
+    this.#kept = [];
+    this.#keptBytes = 0;
+  }
+
+  line(bytes: Buffer): void {
+    const n = ++this.#file.lines;
+    if (bytes.length >= START.length && bytes.subarray(0, START.length).equals(START)) { this.#seal(bytes, n); return; }
+    this.#window.update(bytes);
+    this.#windowLines++;
+    if (this.#keptBytes <= KEEP_WINDOW_BYTES) { this.#kept.push(bytes); this.#keptBytes += bytes.length; }
+  }
+
+  endFile(partial: Buffer | null, last: boolean): void {
+    if (partial) {
+      this.#file.lines++;
+      this.#file.incompleteLastLine = true;
+      this.#windowLines++;
+    }
+    this.#file.unsealed = this.#windowLines;
+    if (this.#windowLines === 0) return;
+    const where = `lines ${this.#windowFrom}–${this.#file.lines}`;
+    if (!last && this.#last?.seal.end !== 'close') {
+      this.#problem(this.#windowFrom, `${where} follow the file's last seal and are sealed nowhere (a later file was given, so this one should have ended with a seal)`);
+    } else if (partial) {
+      this.report.notes.push(`${this.#file.file}: ${where} are not sealed; the last line has no newline (a write cut short by a crash or a full disk, or the file was cut)`);
+    } else {
+      this.report.notes.push(`${this.#file.file}: ${where} are not sealed yet (a running sidecar seals within --audit-seal-interval; a log cut back to a seal reads the same)`);
+    }
+  }
+
+  finish(): VerifyReport {
+    if (this.#chain) this.report.chains.push(this.#chain);
+    if (this.report.files.every((f) => f.seals === 0) && this.report.files.some((f) => f.lines > 0)) {
+      this.report.problems.push({ file: this.report.files[0]!.file, line: 1, problem: 'no seal in the files given: the log was written with --audit-seal-interval 0, or its seals were removed' });
+    }
+    for (const c of this.report.chains.slice(0, -1)) {
+      if (c.end !== 'close') this.report.notes.push(`chain ${c.chain} (seals ${c.firstSeq}–${c.lastSeq}) ends without its closing seal: the sidecar was killed, or what followed its last seal was cut`);
+    }
+    return this.report;
+  }
+
+  #problem(line: number, problem: string): void { this.report.problems.push({ file: this.#file.file, line, problem }); }
+
+  #seal(bytes: Buffer, n: number): void {
+    const f = this.#file;
+    f.seals++;
+    const covered = { from: this.#windowFrom, lines: this.#windowLines, digest: this.#window.digest('base64url') };
+    const kept = this.#keptBytes <= KEEP_WINDOW_BYTES ? this.#kept : null;
+    this.#resetWindow(n + 1);
+    const text = bytes.toString('utf8', 0, bytes.length - 1);
+    const parts = splitSealLine(text);
+    const seal = parts ? parseSeal(parts.body) : null;
+    if (!parts || !seal) { this.#problem(n, 'a seal line that does not read as one (altered, or cut short)'); return; }
+    const signer = this.#signer(seal, n);
+    if (!signer) return;
+    if (!verifySeal(parts.body, parts.sig, signer.cert.publicKey)) {
+      this.#problem(n, `the seal's signature does not verify: it was altered, or not made by ${seal.principal}`);
+      return;
+    }
+    // Only a signed seal is believed from here on; a forged one was reported above and proves nothing.
+    if (signer.trouble) { this.#problem(n, signer.trouble); return; }
+    if (signer.principal !== seal.principal) { this.#problem(n, `the seal claims ${seal.principal} but its certificate names ${String(signer.principal)}`); return; }
+    const t = Date.parse(seal.time);
+    if (!(t >= Date.parse(signer.cert.validFrom) && t <= Date.parse(signer.cert.validTo))) {
+      this.#problem(n, `signed at ${seal.time}, outside its certificate's validity (${signer.cert.validFrom} – ${signer.cert.validTo})`);
+    }
+    const orphans = seal.prev === null && kept && seal.lines < covered.lines ? covered.lines - seal.lines : 0;
+    if (orphans > 0 && seal.digest === digestOf(kept!.slice(orphans))) {
+      f.sealed += seal.lines;
+      this.report.notes.push(`${f.file}: lines ${covered.from}–${covered.from + orphans - 1} come before chain ${seal.chain} started and are sealed by nothing (the sidecar that wrote them stopped without its closing seal: killed or crashed)`);
+    } else if (seal.lines !== covered.lines || seal.digest !== covered.digest) {
+      const span = covered.lines === 0 ? 'no lines' : `lines ${covered.from}–${n - 1}`;
+      this.#problem(n, `${span} do not match this seal (${seal.lines} line${seal.lines === 1 ? '' : 's'} sealed, ${covered.lines} found): lines were changed, removed, added or reordered`);
+    } else {
+      f.sealed += covered.lines;
+    }
+    this.#follow(seal, n);
+    this.report.dropped += seal.dropped;
+    this.report.lost += seal.lost;
+    this.#last = { seal, hash: sha256(bytes) };
+  }
+
+  /** The seal's place in its chain: the one before it, by hash, chain and number. */
+  #follow(seal: Seal, n: number): void {
+    const last = this.#last;
+    if (seal.prev === null) {
+      if (seal.seq !== 0) this.#problem(n, `seal ${seal.seq} of chain ${seal.chain} claims to start its chain`);
+      if (this.#chain) this.report.chains.push(this.#chain);
+      this.#chain = { chain: seal.chain, firstSeq: seal.seq, lastSeq: seal.seq, principals: [seal.principal], end: seal.end ?? null };
+      return;
+    }
+    if (last === null) {
+      this.report.notes.push(`${this.#file.file}: the first seal (line ${n}, seal ${seal.seq} of chain ${seal.chain}) continues a chain from a file not given; give the older files too to check the link`);
+    } else if (seal.prev !== last.hash || seal.chain !== last.seal.chain || seal.seq !== last.seal.seq + 1) {
+      this.#problem(n, `seal ${seal.seq} of chain ${seal.chain} does not follow the seal before it (seal ${last.seal.seq} of chain ${last.seal.chain}): seals were removed or altered, or the files are out of order`);
+    }
+    if (this.#chain?.chain !== seal.chain) {
+      if (this.#chain) this.report.chains.push(this.#chain);
+      this.#chain = { chain: seal.chain, firstSeq: seal.seq, lastSeq: seal.seq, principals: [], end: null };
+    }
+    this.#chain.lastSeq = seal.seq;
+    this.#chain.end = seal.end ?? null;
+    if (!this.#chain.principals.includes(seal.principal)) this.#chain.principals.push(seal.principal);
+  }
+
+  /** The seal's signing certificate: given in this seal, or in an earlier one. */
+  #signer(seal: Seal, n: number): Signer | null {
+    if (seal.certs) {
+      let chain: X509Certificate[];
+      try { chain = seal.certs.map((c) => new X509Certificate(Buffer.from(c, 'base64'))); } catch {
+        this.#problem(n, 'a certificate in the seal does not parse');
+        return null;
+      }
+      if (sha256(chain[0]!.raw) !== seal.signer) { this.#problem(n, 'the seal\'s signer is not the certificate it carries'); return null; }
+      const known = this.#signers.get(seal.signer);
+      if (known) return known;
+      const leaf = chain[0]!;
+      const peer = checkPeer(leaf, new Set());
+      const trouble = !chainsTo(leaf, chain.slice(1), this.#cas) ? `signed by ${peer.ok ? peer.identity.principal : 'a certificate'} that does not chain to the trust bundle given (--ca)`
+        : !peer.ok ? `the signing certificate is not a workload identity: ${peer.reason}` : null;
+      const signer: Signer = { cert: leaf, principal: peer.ok ? peer.identity.principal : null, trouble };
+      this.#signers.set(seal.signer, signer);
+      return signer;
+    }
+    const signer = this.#signers.get(seal.signer);
+    if (!signer) this.#problem(n, 'signed by a certificate the files read so far do not carry (a file\'s first seal carries it: give the files from the start of a file)');
+    return signer ?? null;
+  }
+}
+
+const B64URL = /^[A-Za-z0-9_-]+$/;
+
+function digestOf(lines: readonly Buffer[]): string {
+  const h = createHash('sha256');
+  for (const l of lines) h.update(l);
+  return h.digest('base64url');
+}
+
+function parseSeal(body: string): Seal | null {
+  let v: unknown;
+  try { v = JSON.parse(body); } catch { return null; }
+  if (typeof v !== 'object' || v === null) return null;
+  const s = v as Record<string, unknown>;
+  const count = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+  const ok = s.event === 'seal' && typeof s.chain === 'string' && count(s.seq) && typeof s.time === 'string'
+    && count(s.lines) && typeof s.digest === 'string' && B64URL.test(s.digest)
+    && (s.prev === null || (typeof s.prev === 'string' && B64URL.test(s.prev)))
+    && count(s.dropped) && count(s.lost) && (s.end === undefined || s.end === 'rotate' || s.end === 'close')
+    && typeof s.principal === 'string' && typeof s.signer === 'string'
+    && (s.certs === undefined || (Array.isArray(s.certs) && s.certs.length > 0 && s.certs.every((c) => typeof c === 'string')));
+  return ok ? (s as unknown as Seal) : null;
+}
+
+/** Verifies the files as one log, in the order given (oldest first). `cas`: whom the signers must chain to. */
+export async function verifyAuditFiles(files: readonly string[], cas: readonly X509Certificate[]): Promise<VerifyReport> {
+  const v = new Verifier(cas);
+  for (const [i, file] of files.entries()) {
+    v.startFile(file);
+    let rest: Buffer | null = null;
+    for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
+      let data: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk;
+      let start = 0;
+      for (let nl = data.indexOf(NEWLINE); nl >= 0; nl = data.indexOf(NEWLINE, start)) {
+        v.line(data.subarray(start, nl + 1));
+        start = nl + 1;
+      }
+      data = data.subarray(start);
+      // Copied, so that a long line does not hold every chunk it spans.
+      rest = data.length ? Buffer.from(data) : null;
+    }
+    v.endFile(rest, i === files.length - 1);
+  }
+  return v.finish();
+}

@@ -1,0 +1,256 @@
+// Seals make the audit log tamper-evident (src/audit/seal.ts): these tests write real logs with
+// the writer, sealed by keys and certificates issued by a generated CA, then change them the ways
+// someone who can edit the log but does not hold the workload key could, and check that
+// `verifyAuditFiles` finds each change and accepts every untouched log.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, writeFile, rm, rename, appendFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { openAuditLog, batchedLog, type AuditLog, type Sink } from '../../src/audit/writer.ts';
+import { Sealer, type SealKey, type Seal } from '../../src/audit/seal.ts';
+import { verifyAuditFiles, type VerifyReport } from '../../src/audit/verify.ts';
+import type { AuditRecord } from '../../src/audit/record.ts';
+import { createCA, issueCertificate, type PemPair, type KeyType } from '../../src/certs/pki.ts';
+
+const ID = 'spiffe://example.org/ns/prod/sa/orders';
+
+const record = (i: number): AuditRecord => ({
+  time: '2026-11-24T00:00:00.000Z', requestId: `r${i}`, direction: 'inbound', event: 'request',
+  peer: { principal: 'spiffe://example.org/ns/shop/sa/web', address: '127.0.0.1' }, method: 'GET', path: `/p/${i}`,
+  decision: 'allow', status: null, code: null, policy: 'p', rule: 'r', reason: 'ok', policyDigest: 'd', tls: 'mtls', boundary: null,
+});
+
+function keyOf(pair: PemPair, principal = ID): SealKey {
+  return { key: createPrivateKey(pair.keyPem), chain: [new X509Certificate(pair.certPem)], principal };
+}
+
+const problems = (r: VerifyReport): string[] => r.problems.map((p) => `${p.line}: ${p.problem}`);
+const lines = async (file: string): Promise<string[]> => (await readFile(file, 'utf8')).split('\n').slice(0, -1);
+const put = (file: string, ls: string[]): Promise<void> => writeFile(file, ls.map((l) => `${l}\n`).join(''));
+const isSeal = (l: string): boolean => l.startsWith('{"event":"seal"');
+
+describe('audit log seals', () => {
+  let dir: string; let ca: PemPair; let cas: X509Certificate[]; let workload: PemPair; let otherCa: PemPair;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'authproxy-seal-'));
+    ca = await createCA({ trustDomain: 'example.org' });
+    otherCa = await createCA({ trustDomain: 'example.org', commonName: 'not the mesh CA' });
+    cas = [new X509Certificate(ca.certPem)];
+    workload = await issueCertificate(ca, { spiffeId: ID });
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  /** A log of `n` records with a seal after every `every` records and a closing seal. */
+  async function writeLog(name: string, n: number, every: number, key = keyOf(workload)): Promise<string> {
+    const file = join(dir, name);
+    const log = await openAuditLog(file, { sealer: new Sealer(() => key), sealIntervalMs: 0 });
+    await writeRecords(log, n, every);
+    await log.close();
+    return file;
+  }
+  async function writeRecords(log: AuditLog, n: number, every: number, from = 0): Promise<void> {
+    for (let i = from; i < from + n; i++) {
+      log.write(record(i));
+      if ((i - from + 1) % every === 0) await sealNow(log);
+    }
+  }
+  // The writer's interval step, run by the test at the points it chooses instead of by the clock
+  // (after the turn's records are serialized, as they are when the timer fires).
+  const sealNow = async (log: AuditLog): Promise<void> => {
+    await new Promise((r) => setImmediate(r));
+    (log as unknown as { seal(): void }).seal();
+  };
+
+  it('an untouched log verifies: every line sealed, the chain closed by the sidecar', async () => {
+    const file = await writeLog('plain.log', 250, 100);
+    const all = await lines(file);
+    assert.equal(all.filter(isSeal).length, 3, 'seals after 100 and 200 records, and the closing one after the last 50');
+    const r = await verifyAuditFiles([file], cas);
+    assert.deepEqual(problems(r), []);
+    assert.equal(r.files[0]!.sealed, 250);
+    assert.equal(r.files[0]!.unsealed, 0);
+    assert.equal(r.chains.length, 1);
+    assert.equal(r.chains[0]!.end, 'close');
+    assert.deepEqual(r.chains[0]!.principals, [ID]);
+    const closing = JSON.parse(all.at(-1)!) as Seal;
+    assert.equal(closing.end, 'close');
+    assert.equal(closing.lines, 50);
+  });
+
+  it('covers lines larger than a whole write block and batches cut mid-interval', async () => {
+    const file = join(dir, 'big.log');
+    const log = await openAuditLog(file, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
+    for (let i = 0; i < 600; i++) log.write(record(i));
+    log.write({ ...record(600), reason: 'x'.repeat(100 * 1024) });
+    await sealNow(log);
+    for (let i = 601; i < 1200; i++) log.write(record(i));
+    await log.close();
+    const r = await verifyAuditFiles([file], cas);
+    assert.deepEqual(problems(r), []);
+    assert.equal(r.files[0]!.sealed, 1200);
+  });
+
+  for (const keyType of ['ec-p256', 'ec-p384', 'rsa-2048'] as KeyType[]) {
+    it(`signs with the workload's own ${keyType} key, and the signature is checked`, async () => {
+      const pair = await issueCertificate(ca, { spiffeId: ID, keyType });
+      const file = await writeLog(`${keyType}.log`, 20, 10, keyOf(pair));
+      assert.deepEqual(problems(await verifyAuditFiles([file], cas)), []);
+      const all = await lines(file);
+      const seal = all.findIndex(isSeal);
+      all[seal] = all[seal]!.replace('"dropped":0', '"dropped":1');
+      await put(file, all);
+      assert.match(problems(await verifyAuditFiles([file], cas)).join('\n'), new RegExp(`^${seal + 1}: the seal's signature does not verify`, 'm'));
+    });
+  }
+
+  const tampering: Array<[string, (ls: string[]) => void, RegExp]> = [
+    ['a record changed', (ls) => { ls[5] = ls[5]!.replace('"allow"', '"deny"'); }, /^11: lines 1–10 do not match this seal \(10 lines sealed, 10 found\)/m],
+    ['a record removed', (ls) => { ls.splice(3, 1); }, /^10: lines 1–9 do not match this seal \(10 lines sealed, 9 found\)/m],
+    ['a record added', (ls) => { ls.splice(3, 0, ls[3]!); }, /^12: lines 1–11 do not match/m],
+    ['two records swapped', (ls) => { [ls[1], ls[2]] = [ls[2]!, ls[1]!]; }, /^11: lines 1–10 do not match/m],
+    ['a record moved across a seal', (ls) => { const [l] = ls.splice(2, 1); ls.splice(12, 0, l!); }, /^10: lines 1–9 do not match.*\n^22: lines 11–21 do not match/m],
+    ['a seal and the records it covered removed', (ls) => { ls.splice(11, 11); }, /^22: seal 2 of chain .* does not follow the seal before it \(seal 0/m],
+    ['a seal removed', (ls) => { ls.splice(21, 1); }, /^32: lines 12–31 do not match/m],
+    ['the closing seal removed', (ls) => { ls.pop(); }, /./],
+  ];
+  for (const [what, change, expected] of tampering) {
+    it(`finds ${what}`, async () => {
+      const file = await writeLog(`t-${what.replaceAll(' ', '-')}.log`, 30, 10);
+      const all = await lines(file);
+      assert.deepEqual([10, 21, 32, 33].map((i) => isSeal(all[i]!)), [true, true, true, true], 'seals where the test expects them');
+      change(all);
+      await put(file, all);
+      const r = await verifyAuditFiles([file], cas);
+      if (what === 'the closing seal removed') {
+        // What cutting the end back to a seal does: nothing to find but the missing closing seal.
+        assert.deepEqual(problems(r), []);
+        assert.equal(r.chains[0]!.end, null);
+        return;
+      }
+      assert.match(problems(r).join('\n'), expected);
+    });
+  }
+
+  it('refuses a seal signed by a certificate the bundle does not vouch for, even when self-consistent', async () => {
+    const forger = await issueCertificate(otherCa, { spiffeId: ID });
+    const file = await writeLog('forged.log', 10, 10, keyOf(forger));
+    const r = await verifyAuditFiles([file], cas);
+    assert.match(problems(r).join('\n'), /^11: signed by spiffe:\/\/example\.org\/ns\/prod\/sa\/orders that does not chain to the trust bundle given/m);
+  });
+
+  it('refuses a seal whose claimed principal is not the one its certificate names', async () => {
+    const file = await writeLog('liar.log', 10, 10, keyOf(workload, 'spiffe://example.org/ns/ops/sa/admin'));
+    assert.match(problems(await verifyAuditFiles([file], cas)).join('\n'),
+      /claims spiffe:\/\/example\.org\/ns\/ops\/sa\/admin but its certificate names spiffe:\/\/example\.org\/ns\/prod\/sa\/orders/);
+  });
+
+  it('finds records rewritten and resealed with a key of the attacker\'s own', async () => {
+    const file = await writeLog('resealed.log', 10, 10);
+    const all = await lines(file);
+    all[4] = all[4]!.replace('"allow"', '"deny"');
+    // The attacker recomputes the digest and signs a new seal, with a certificate from another CA.
+    const forger = await issueCertificate(otherCa, { spiffeId: ID });
+    const sealer = new Sealer(() => keyOf(forger));
+    sealer.cover(Buffer.from(all.slice(0, 10).map((l) => `${l}\n`).join('')), 10);
+    all[10] = sealer.seal().slice(0, -1);
+    await put(file, all.slice(0, 11));
+    assert.match(problems(await verifyAuditFiles([file], cas)).join('\n'), /does not chain to the trust bundle given/);
+    // And a seal edited to match, keeping the real signature, fails its signature.
+    const real = JSON.parse((await lines(await writeLog('edited.log', 10, 10)))[10]!) as Seal & { sig: string };
+    const { sig, ...body } = real;
+    const edited = { ...body, lines: 9 };
+    const line = `${JSON.stringify(edited).slice(0, -1)},"sig":"${sig}"}`;
+    const file2 = join(dir, 'edited2.log');
+    await put(file2, [...all.slice(0, 9), line]);
+    assert.match(problems(await verifyAuditFiles([file2], cas)).join('\n'), /signature does not verify/);
+  });
+
+  it('follows the chain across a rotation, and finds rotated files given out of order or one left out', async () => {
+    const file = join(dir, 'rot.log');
+    const log = await openAuditLog(file, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
+    await writeRecords(log, 15, 10);
+    await rename(file, `${file}.2`);
+    await log.reopen();
+    await writeRecords(log, 15, 10, 15);
+    await rename(file, `${file}.1`);
+    await log.reopen();
+    await writeRecords(log, 5, 10, 30);
+    await log.close();
+    const files = [`${file}.2`, `${file}.1`, file];
+    const r = await verifyAuditFiles(files, cas);
+    assert.deepEqual(problems(r), []);
+    assert.deepEqual(r.files.map((f) => f.sealed), [15, 15, 5]);
+    assert.equal(r.chains.length, 1);
+    assert.equal(JSON.parse((await lines(`${file}.2`)).at(-1)!).end, 'rotate', 'a rotated file ends with its seal');
+    // Each file's first seal carries the certificate, so a file read alone still verifies its signatures.
+    const alone = await verifyAuditFiles([`${file}.1`], cas);
+    assert.deepEqual(problems(alone), []);
+    assert.match(alone.notes.join('\n'), /continues a chain from a file not given/);
+    assert.match(problems(await verifyAuditFiles([`${file}.1`, `${file}.2`, file], cas)).join('\n'), /does not follow the seal before it/);
+    assert.match(problems(await verifyAuditFiles([`${file}.2`, file], cas)).join('\n'), /does not follow the seal before it/);
+  });
+
+  it('tells a sidecar killed after its last seal from tampering: the next run appending to the file starts a new chain', async () => {
+    const file = join(dir, 'crash.log');
+    const first = await openAuditLog(file, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
+    await writeRecords(first, 12, 10);
+    // Killed: the two records after the seal were written, the closing seal never was.
+    await new Promise((r) => setTimeout(r, 50));
+    const killed = await lines(file);
+    assert.equal(killed.length, 13);
+    const second = await openAuditLog(file, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
+    await writeRecords(second, 5, 10, 100);
+    await second.close();
+    await (first as unknown as { sink: Sink }).sink.close();
+    const r = await verifyAuditFiles([file], cas);
+    assert.deepEqual(problems(r), []);
+    assert.equal(r.chains.length, 2);
+    assert.match(r.notes.join('\n'), /lines 12–13 come before chain .* started and are sealed by nothing/);
+    assert.match(r.notes.join('\n'), /ends without its closing seal/);
+  });
+
+  it('reports lines after the last seal, and a last line cut short, as notes, and a log with no seal at all as a problem', async () => {
+    const file = await writeLog('tail.log', 10, 10);
+    await appendFile(file, `${JSON.stringify(record(99))}\n{"time":"2026`);
+    const r = await verifyAuditFiles([file], cas);
+    assert.deepEqual(problems(r), []);
+    assert.equal(r.files[0]!.unsealed, 2);
+    assert.equal(r.files[0]!.incompleteLastLine, true);
+    const unsealed = join(dir, 'unsealed.log');
+    const log = await openAuditLog(unsealed);
+    for (let i = 0; i < 5; i++) log.write(record(i));
+    await log.close();
+    assert.match(problems(await verifyAuditFiles([unsealed], cas)).join('\n'), /no seal in the files given/);
+  });
+
+  it('counts in the next seal the records it had to drop and those a failed write lost', async () => {
+    let fail = true; let release: () => void = () => {};
+    const written: Buffer[] = [];
+    const sink: Sink = {
+      write: async (chunks) => {
+        if (fail) { fail = false; throw Object.assign(new Error('no space'), { code: 'ENOSPC' }); }
+        await new Promise<void>((r) => { release = r; });
+        written.push(...chunks);
+      },
+      close: async () => {},
+    };
+    const log = batchedLog(sink, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0, maxBacklogBytes: 4096 });
+    for (let i = 0; i < 3; i++) log.write(record(i));
+    await sealNow(log);
+    await new Promise((r) => setTimeout(r, 30));
+    // The first write failed (3 records and a seal lost); the next hangs while 40 more come: most are dropped.
+    for (let i = 3; i < 43; i++) log.write(record(i));
+    await sealNow(log);
+    await new Promise((r) => setTimeout(r, 30));
+    release();
+    const closed = log.close();
+    await new Promise((r) => setTimeout(r, 30));
+    release();
+    await closed;
+    const seals = Buffer.concat(written).toString().split('\n').filter(isSeal).map((l) => JSON.parse(l) as Seal);
+    assert.equal(seals.reduce((a, s) => a + s.lost, 0), 3, 'the failed write\'s records');
+    assert.ok(seals.reduce((a, s) => a + s.dropped, 0) > 0, 'records dropped while the sink hung');
+  });
+});
