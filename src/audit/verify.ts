@@ -105,13 +105,13 @@ class Verifier {
     }
     this.#file.unsealed = this.#windowLines;
     if (this.#windowLines === 0) return;
-    const where = `lines ${this.#windowFrom}–${this.#file.lines}`;
+    const where = span2(this.#windowFrom, this.#file.lines);
     if (!last && this.#last?.seal.end !== 'close') {
-      this.#problem(this.#windowFrom, `${where} follow the file's last seal and are sealed nowhere (a later file was given, so this one should have ended with a seal)`);
+      this.#problem(this.#windowFrom, `${where}: after the file's last seal, sealed nowhere (a later file was given, so this one should have ended with a seal)`);
     } else if (partial) {
-      this.report.notes.push(`${this.#file.file}: ${where} are not sealed; the last line has no newline (a write cut short by a crash or a full disk, or the file was cut)`);
+      this.report.notes.push(`${this.#file.file}: ${where}: not sealed; the last line has no newline (a write cut short by a crash or a full disk, or the file was cut)`);
     } else {
-      this.report.notes.push(`${this.#file.file}: ${where} are not sealed yet (a running sidecar seals within --audit-seal-interval; a log cut back to a seal reads the same)`);
+      this.report.notes.push(`${this.#file.file}: ${where}: not sealed yet (a running sidecar seals within --audit-seal-interval; a log cut back to a seal reads the same)`);
     }
   }
 
@@ -154,10 +154,17 @@ class Verifier {
     const orphans = seal.prev === null && kept && seal.lines < covered.lines ? covered.lines - seal.lines : 0;
     if (orphans > 0 && seal.digest === digestOf(kept!.slice(orphans))) {
       f.sealed += seal.lines;
-      this.report.notes.push(`${f.file}: lines ${covered.from}–${covered.from + orphans - 1} come before chain ${seal.chain} started and are sealed by nothing (the sidecar that wrote them stopped without its closing seal: killed or crashed)`);
+      const span = `${span2(covered.from, covered.from + orphans - 1)}: before chain ${seal.chain} started, sealed by nothing`;
+      // Only a run that ended without its closing or rotation seal leaves such lines; after one
+      // that did, or at the start of a file the chain rotated into, they were put there.
+      if (this.#last === null || this.#last.seal.end === undefined) {
+        this.report.notes.push(`${f.file}: ${span} (the sidecar that wrote them stopped without its closing seal: killed or crashed)`);
+      } else {
+        this.#problem(covered.from, `${span}, yet the chain before ended with its ${this.#last.seal.end} seal: they were added`);
+      }
     } else if (seal.lines !== covered.lines || seal.digest !== covered.digest) {
-      const span = covered.lines === 0 ? 'no lines' : `lines ${covered.from}–${n - 1}`;
-      this.#problem(n, `${span} do not match this seal (${seal.lines} line${seal.lines === 1 ? '' : 's'} sealed, ${covered.lines} found): lines were changed, removed, added or reordered`);
+      const span = covered.lines === 0 ? 'no lines' : span2(covered.from, n - 1);
+      this.#problem(n, `${span}: not what this seal covers (${seal.lines} line${seal.lines === 1 ? '' : 's'} sealed, ${covered.lines} found): lines were changed, removed, added or reordered`);
     } else {
       f.sealed += covered.lines;
     }
@@ -216,6 +223,8 @@ class Verifier {
 }
 
 const B64URL = /^[A-Za-z0-9_-]+$/;
+
+const span2 = (from: number, to: number): string => (from === to ? `line ${from}` : `lines ${from}–${to}`);
 
 function digestOf(lines: readonly Buffer[]): string {
   const h = createHash('sha256');

@@ -106,13 +106,13 @@ describe('audit log seals', () => {
   }
 
   const tampering: Array<[string, (ls: string[]) => void, RegExp]> = [
-    ['a record changed', (ls) => { ls[5] = ls[5]!.replace('"allow"', '"deny"'); }, /^11: lines 1–10 do not match this seal \(10 lines sealed, 10 found\)/m],
-    ['a record removed', (ls) => { ls.splice(3, 1); }, /^10: lines 1–9 do not match this seal \(10 lines sealed, 9 found\)/m],
-    ['a record added', (ls) => { ls.splice(3, 0, ls[3]!); }, /^12: lines 1–11 do not match/m],
-    ['two records swapped', (ls) => { [ls[1], ls[2]] = [ls[2]!, ls[1]!]; }, /^11: lines 1–10 do not match/m],
-    ['a record moved across a seal', (ls) => { const [l] = ls.splice(2, 1); ls.splice(12, 0, l!); }, /^10: lines 1–9 do not match.*\n^22: lines 11–21 do not match/m],
+    ['a record changed', (ls) => { ls[5] = ls[5]!.replace('"allow"', '"deny"'); }, /^11: lines 1–10: not what this seal covers \(10 lines sealed, 10 found\)/m],
+    ['a record removed', (ls) => { ls.splice(3, 1); }, /^10: lines 1–9: not what this seal covers \(10 lines sealed, 9 found\)/m],
+    ['a record added', (ls) => { ls.splice(3, 0, ls[3]!); }, /^12: lines 1–11: not what this seal covers/m],
+    ['two records swapped', (ls) => { [ls[1], ls[2]] = [ls[2]!, ls[1]!]; }, /^11: lines 1–10: not what this seal covers/m],
+    ['a record moved across a seal', (ls) => { const [l] = ls.splice(2, 1); ls.splice(12, 0, l!); }, /^10: lines 1–9: not what this seal covers.*\n^22: lines 11–21: not what this seal covers/m],
     ['a seal and the records it covered removed', (ls) => { ls.splice(11, 11); }, /^22: seal 2 of chain .* does not follow the seal before it \(seal 0/m],
-    ['a seal removed', (ls) => { ls.splice(21, 1); }, /^32: lines 12–31 do not match/m],
+    ['a seal removed', (ls) => { ls.splice(21, 1); }, /^32: lines 12–31: not what this seal covers/m],
     ['the closing seal removed', (ls) => { ls.pop(); }, /./],
   ];
   for (const [what, change, expected] of tampering) {
@@ -207,8 +207,23 @@ describe('audit log seals', () => {
     const r = await verifyAuditFiles([file], cas);
     assert.deepEqual(problems(r), []);
     assert.equal(r.chains.length, 2);
-    assert.match(r.notes.join('\n'), /lines 12–13 come before chain .* started and are sealed by nothing/);
+    assert.match(r.notes.join('\n'), /lines 12–13: before chain .* started, sealed by nothing/);
     assert.match(r.notes.join('\n'), /ends without its closing seal/);
+  });
+
+  it('finds lines put between a run\'s closing seal and the next run\'s first seal: no killed run leaves them there', async () => {
+    const file = await writeLog('two-runs.log', 5, 10);
+    const second = await openAuditLog(file, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
+    await writeRecords(second, 5, 10, 100);
+    await second.close();
+    const clean = await verifyAuditFiles([file], cas);
+    assert.deepEqual(problems(clean), []);
+    assert.equal(clean.chains.length, 2);
+    const all = await lines(file);
+    assert.equal(JSON.parse(all[5]!).end, 'close');
+    all.splice(6, 0, JSON.stringify(record(666)));
+    await put(file, all);
+    assert.match(problems(await verifyAuditFiles([file], cas)).join('\n'), /^7: line 7: before chain .* started, sealed by nothing, yet the chain before ended with its close seal: they were added/m);
   });
 
   it('reports lines after the last seal, and a last line cut short, as notes, and a log with no seal at all as a problem', async () => {

@@ -73,7 +73,7 @@ describe('sealed audit log, end to end', () => {
       await writeFile(`${file}.1`, text.replace('"path":"/b"', '"path":"/x"'));
       const bad = await verify(pki.ca, [`${file}.1`, file]);
       assert.equal(bad.code, 1);
-      assert.match(bad.stdout, /^PROBLEM .*audit\.log\.1:\d+: lines \d+–\d+ do not match this seal/m);
+      assert.match(bad.stdout, /^PROBLEM .*audit\.log\.1:\d+: lines \d+–\d+: not what this seal covers/m);
     } finally { await s.stop(); await app.close(); await pki.cleanup(); await rm(work, { recursive: true, force: true }); }
   });
 });
