@@ -23,6 +23,8 @@ export interface FileSummary {
   lines: number;
   /** Lines covered by a seal that verified. */
   sealed: number;
+  /** Lines the audit writer does not write, skipped: the sidecar's operational log, other text. */
+  skipped: number;
   seals: number;
   /** Lines after the file's last seal. */
   unsealed: number;
@@ -75,7 +77,7 @@ class Verifier {
   constructor(cas: readonly X509Certificate[]) { this.#cas = cas; }
 
   startFile(file: string): void {
-    this.#file = { file, lines: 0, sealed: 0, seals: 0, unsealed: 0, incompleteLastLine: false };
+    this.#file = { file, lines: 0, sealed: 0, skipped: 0, seals: 0, unsealed: 0, incompleteLastLine: false };
     this.report.files.push(this.#file);
     // Each file's first seal covers from the file's start: the writer ends a file with a seal.
     this.#resetWindow(1);
@@ -92,6 +94,7 @@ class Verifier {
   line(bytes: Buffer): void {
     const n = ++this.#file.lines;
     if (bytes.length >= START.length && bytes.subarray(0, START.length).equals(START)) { this.#seal(bytes, n); return; }
+    if (notAuditLine(bytes)) { this.#file.skipped++; return; }
     this.#window.update(bytes);
     this.#windowLines++;
     if (this.#keptBytes <= KEEP_WINDOW_BYTES) { this.#kept.push(bytes); this.#keptBytes += bytes.length; }
@@ -223,6 +226,17 @@ class Verifier {
 }
 
 const B64URL = /^[A-Za-z0-9_-]+$/;
+
+// With the audit log on stdout (the default, and what the Kubernetes injector leaves it at),
+// `kubectl logs` interleaves it with the operational log the sidecar writes on stderr (and dev
+// mode prints its banner on stdout). The writer writes JSON objects only, none of them an
+// operational log line, so both are skipped rather than read as lines someone added. Skipping
+// cannot hide a change: a record altered to look like either is missing from its seal's digest.
+const OPERATIONAL = /^\{"time":"[0-9T:.Z-]{20,30}","level":"[a-z]+","msg":/;
+function notAuditLine(bytes: Buffer): boolean {
+  if (bytes[0] !== 0x7b) return true;
+  return OPERATIONAL.test(bytes.toString('latin1', 0, 64));
+}
 
 const span2 = (from: number, to: number): string => (from === to ? `line ${from}` : `lines ${from}–${to}`);
 

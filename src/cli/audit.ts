@@ -59,7 +59,8 @@ const n = (x: number): string => x.toLocaleString('en-US');
 function format(r: VerifyReport): string {
   const out: string[] = [];
   for (const f of r.files) {
-    out.push(`${f.file}: ${n(f.lines)} lines, ${n(f.sealed)} sealed by ${n(f.seals)} seal${f.seals === 1 ? '' : 's'}${f.unsealed ? `, ${n(f.unsealed)} after the last seal` : ''}`);
+    out.push(`${f.file}: ${n(f.lines)} lines, ${n(f.sealed)} sealed by ${n(f.seals)} seal${f.seals === 1 ? '' : 's'}${f.unsealed ? `, ${n(f.unsealed)} after the last seal` : ''}`
+      + `${f.skipped ? `, ${n(f.skipped)} not audit lines (the sidecar's operational log, other text), skipped` : ''}`);
   }
   for (const c of r.chains) {
     const end = c.end === 'close' ? 'closed by the sidecar' : c.end === 'rotate' ? 'last seal ends a rotated file' : 'no closing seal (still running, killed, or cut)';

@@ -176,6 +176,7 @@ function formatReplay(log: string, dir: string, set: PolicySet, s: ReplaySummary
     `not policy ${n('not-policy')}  refused before the policy was asked${s.counts['not-policy'] ? `: ${list(s.notPolicy)}` : ''}`,
     `handshake  ${n('handshake')}  peers refused at the TLS handshake`,
     ...(s.counts.seal ? [`seal lines ${n('seal')}  not decisions; authproxy audit verify checks them`] : []),
+    ...(s.counts.log ? [`log lines  ${n('log')}  the sidecar's operational log (kubectl logs interleaves it), not decisions`] : []),
     `unreadable ${n('unreadable')}  lines that are not audit records${s.unreadableLines.length ? ` (lines ${s.unreadableLines.slice(0, 10).join(', ')}${s.unreadableLines.length > 10 ? ', …' : ''})` : ''}`,
   ];
   for (const m of s.mismatches.slice(0, 50)) {

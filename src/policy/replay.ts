@@ -18,11 +18,11 @@ import { RequestRefused } from '../errors.ts';
 
 /** The fields of an audit record (audit/record.ts) a replay reads; anything else is ignored. */
 export interface RecordedDecision {
-  direction?: unknown; event?: unknown; requestId?: unknown; peer?: { principal?: unknown; address?: unknown } | null;
+  direction?: unknown; event?: unknown; level?: unknown; msg?: unknown; requestId?: unknown; peer?: { principal?: unknown; address?: unknown } | null;
   method?: unknown; path?: unknown; decision?: unknown; code?: unknown; policy?: unknown; rule?: unknown; policyDigest?: unknown; tls?: unknown;
 }
 
-export type ReplayKind = 'confirmed' | 'token' | 'mismatch' | 'other-set' | 'not-policy' | 'handshake' | 'seal' | 'unreadable';
+export type ReplayKind = 'confirmed' | 'token' | 'mismatch' | 'other-set' | 'not-policy' | 'handshake' | 'seal' | 'log' | 'unreadable';
 
 export interface Replayed { kind: ReplayKind; recorded?: string; replayed?: string; digest?: string; code?: string }
 
@@ -41,6 +41,8 @@ export function replayRecord(set: PolicySet, r: RecordedDecision, routes = new R
   if (r.event === 'handshake') return { kind: 'handshake' };
   // A seal (audit/seal.ts) records no decision; `authproxy audit verify` checks it.
   if (r.event === 'seal') return { kind: 'seal' };
+  // The sidecar's operational log (stderr), which `kubectl logs` interleaves with the audit log on stdout.
+  if (r.direction === undefined && typeof r.level === 'string' && typeof r.msg === 'string') return { kind: 'log' };
   if ((r.direction !== 'inbound' && r.direction !== 'outbound') || (r.decision !== 'allow' && r.decision !== 'deny')) return { kind: 'unreadable' };
   if (r.policyDigest !== set.digest) return { kind: 'other-set', digest: String(r.policyDigest) };
   if (r.direction === 'outbound') return replayRoute(routes, r);
@@ -115,7 +117,7 @@ export async function replayLog(set: PolicySet, lines: AsyncIterable<string>): P
   const routes = new RouteTable(set.routes, null);
   const s: ReplaySummary = {
     records: 0, otherSets: {}, notPolicy: {}, mismatches: [], unreadableLines: [],
-    counts: { confirmed: 0, token: 0, mismatch: 0, 'other-set': 0, 'not-policy': 0, handshake: 0, seal: 0, unreadable: 0 },
+    counts: { confirmed: 0, token: 0, mismatch: 0, 'other-set': 0, 'not-policy': 0, handshake: 0, seal: 0, log: 0, unreadable: 0 },
   };
   let line = 0;
   for await (const text of lines) {
@@ -132,7 +134,7 @@ export async function replayLog(set: PolicySet, lines: AsyncIterable<string>): P
       }
     } catch { r = { kind: 'unreadable' }; }
     s.counts[r.kind]++;
-    if (r.kind === 'seal') s.records--;
+    if (r.kind === 'seal' || r.kind === 'log') s.records--;
     if (r.kind === 'other-set') s.otherSets[r.digest!] = (s.otherSets[r.digest!] ?? 0) + 1;
     if (r.kind === 'not-policy') s.notPolicy[r.code!] = (s.notPolicy[r.code!] ?? 0) + 1;
     if (r.kind === 'unreadable') s.unreadableLines.push(line);

@@ -226,6 +226,25 @@ describe('audit log seals', () => {
     assert.match(problems(await verifyAuditFiles([file], cas)).join('\n'), /^7: line 7: before chain .* started, sealed by nothing, yet the chain before ended with its close seal: they were added/m);
   });
 
+  it('skips the operational log and other text interleaved with the records, and still finds a record disguised as either', async () => {
+    const file = await writeLog('mixed.log', 10, 10);
+    const all = await lines(file);
+    const opLine = '{"time":"2026-11-24T17:18:01.382Z","level":"info","msg":"ready","inbound":"127.0.0.1:15443"}';
+    const mixed = [opLine, 'authproxy dev mode', ...all.slice(0, 4), opLine, '', ...all.slice(4)];
+    await put(file, mixed);
+    const r = await verifyAuditFiles([file], cas);
+    assert.deepEqual(problems(r), []);
+    assert.equal(r.files[0]!.skipped, 4);
+    assert.equal(r.files[0]!.sealed, 10);
+    // The fourth record rewritten as an operational line (or as text) is skipped, so its seal misses it.
+    for (const disguise of [(l: string) => l.replace(/^\{"time":"([^"]+)",/, '{"time":"$1","level":"info","msg":"x",'), (l: string) => ` ${l}`]) {
+      const changed = [...all];
+      changed[3] = disguise(changed[3]!);
+      await put(file, changed);
+      assert.match(problems(await verifyAuditFiles([file], cas)).join('\n'), /^11: lines 1–10: not what this seal covers \(10 lines sealed, 9 found\)/m);
+    }
+  });
+
   it('reports lines after the last seal, and a last line cut short, as notes, and a log with no seal at all as a problem', async () => {
     const file = await writeLog('tail.log', 10, 10);
     await appendFile(file, `${JSON.stringify(record(99))}\n{"time":"2026`);

@@ -84,7 +84,7 @@ describe('authproxy policy replay', () => {
     assert.equal(s.records, 10);
     const seals = (await sealLines(audit)).length;
     assert.ok(seals > 0);
-    assert.deepEqual(s.counts, { confirmed: 9, token: 0, mismatch: 0, 'other-set': 0, 'not-policy': 1, handshake: 0, seal: seals, unreadable: 0 });
+    assert.deepEqual(s.counts, { confirmed: 9, token: 0, mismatch: 0, 'other-set': 0, 'not-policy': 1, handshake: 0, seal: seals, log: 0, unreadable: 0 });
     assert.deepEqual(s.notPolicy, { bad_path: 1 });
   });
 

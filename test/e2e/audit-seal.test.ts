@@ -3,7 +3,9 @@
 // files it wrote and finds a record changed in them afterwards.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { openSync, closeSync } from 'node:fs';
 import { readFile, writeFile, rename, copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,13 +14,15 @@ import { startApp } from '../support/app.ts';
 import { startSidecar, BIN } from '../support/sidecar.ts';
 import { httpsGet } from '../support/clients.ts';
 import { auditLines, sealLines } from '../support/audit.ts';
+import { policyDir, TEST_POLICY } from '../support/policy-dir.ts';
 
-function verify(ca: string, files: string[]): Promise<{ code: number; stdout: string }> {
+function cli(args: string[]): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, 'audit', 'verify', '--ca', ca, ...files], (err, stdout) =>
+    execFile(process.execPath, [BIN, ...args], (err, stdout) =>
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout }));
   });
 }
+const verify = (ca: string, files: string[]): Promise<{ code: number; stdout: string }> => cli(['audit', 'verify', '--ca', ca, ...files]);
 
 async function until(cond: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -75,5 +79,46 @@ describe('sealed audit log, end to end', () => {
       assert.equal(bad.code, 1);
       assert.match(bad.stdout, /^PROBLEM .*audit\.log\.1:\d+: lines \d+–\d+: not what this seal covers/m);
     } finally { await s.stop(); await app.close(); await pki.cleanup(); await rm(work, { recursive: true, force: true }); }
+  });
+
+  it('verifies and replays the audit log on stdout interleaved with the operational log on stderr, as kubectl logs shows a container\'s', async () => {
+    const pki = await makePki(); const app = await startApp();
+    const work = await mkdtemp(join(tmpdir(), 'authproxy-seal-k8s-'));
+    const policies = await policyDir({ 'policy.yaml': TEST_POLICY });
+    const both = join(work, 'container.log');
+    // One file for both streams, as a container runtime's log (and kubectl logs) holds them.
+    const fd = openSync(both, 'a');
+    const proc = spawn(process.execPath, [BIN, '--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
+      '--policies', policies, '--audit-seal-interval', '100ms', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0'],
+    { stdio: ['ignore', fd, fd] });
+    try {
+      await until(async () => /"msg":"ready"/.test(await readFile(both, 'utf8')), 'ready');
+      const port = Number(/"inbound":"[^"]*:(\d+)"/.exec(await readFile(both, 'utf8'))![1]);
+      assert.equal((await httpsGet(port, '/orders', pki.ca, pki.clients.billing)).status, 200);
+      assert.equal((await httpsGet(port, '/orders', pki.ca, pki.clients.shop, { method: 'POST', body: 'x' })).status, 403);
+      await until(async () => (await sealLines(both)).length > 0, 'a seal');
+      // An operational line between two seals: a policy reload warning would do as well as this.
+      assert.equal((await httpsGet(port, '/admin/users', pki.ca, pki.clients.billing)).status, 403);
+      proc.kill('SIGTERM');
+      await once(proc, 'exit');
+      const text = await readFile(both, 'utf8');
+      assert.match(text, /"level":"info","msg":"stopped"/);
+      const v = await cli(['audit', 'verify', '--ca', pki.ca, '--json', both]);
+      assert.equal(v.code, 0, v.stdout);
+      const report = JSON.parse(v.stdout) as { files: Array<{ sealed: number; skipped: number }>; problems: unknown[] };
+      assert.equal(report.files[0]!.sealed, 3);
+      assert.ok(report.files[0]!.skipped >= 3, 'ready, draining and stopped, at least, were skipped');
+      const r = await cli(['policy', 'replay', policies, both, '--json']);
+      assert.equal(r.code, 0, r.stdout);
+      const counts = (JSON.parse(r.stdout) as { counts: Record<string, number> }).counts;
+      assert.equal(counts.confirmed, 3);
+      assert.equal(counts.log, report.files[0]!.skipped);
+      // A record changed in the combined log is still found.
+      await writeFile(both, text.replace('"path":"/admin/users","decision":"deny"', '"path":"/admin/users","decision":"allow"'));
+      assert.equal((await cli(['audit', 'verify', '--ca', pki.ca, both])).code, 1);
+    } finally {
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+      closeSync(fd); await app.close(); await pki.cleanup(); await rm(work, { recursive: true, force: true }); await rm(policies, { recursive: true, force: true });
+    }
   });
 });
