@@ -218,14 +218,16 @@ class BatchedLog implements AuditLog {
   }
 
   /**
-   * Adds a seal line after everything written so far. Not when the backlog is full by a block
-   * past its limit (the sink has stopped): the seal would only grow it, and the next one covers
-   * the same lines.
+   * Adds a seal line after everything written so far. An interval's seal is skipped when the
+   * backlog is full by a block past its limit (the sink has stopped): it would only grow it, and
+   * the next one covers the same lines. A rotation's or the closing seal never is: a file must
+   * end with the seal of its own lines, or the next file's first seal would cover lines that are
+   * not in it.
    */
   private seal(end?: SealEnd): void {
     if (this.sealer === null || this.closed) return;
     this.cover();
-    if ((!end && !this.sealer.pending) || this.backlogBytes >= this.maxBacklogBytes + MAX_BATCH) return;
+    if (!end && (!this.sealer.pending || this.backlogBytes >= this.maxBacklogBytes + MAX_BATCH)) return;
     const line = this.sealer.seal(end);
     const bytes = Buffer.byteLength(line);
     this.backlogBytes += bytes;

@@ -259,6 +259,39 @@ describe('audit log seals', () => {
     assert.match(problems(await verifyAuditFiles([unsealed], cas)).join('\n'), /no seal in the files given/);
   });
 
+  it('ends a rotated file with its seal even when a hung sink has stopped the interval seals, so both files still verify', async () => {
+    const files: Buffer[][] = [[]];
+    let release: () => void = () => {};
+    let hung = true;
+    const sink: Sink = {
+      write: async (chunks) => {
+        if (hung) await new Promise<void>((r) => { release = r; });
+        files.at(-1)!.push(...chunks);
+      },
+      close: async () => {},
+      reopen: async () => { files.push([]); },
+    };
+    const log = batchedLog(sink, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0, maxBacklogBytes: 4096 });
+    log.write(record(0));
+    await sealNow(log);
+    await new Promise((r) => setTimeout(r, 30)); // the first write starts, and hangs
+    // Records keep coming and are dropped; interval seals pile up until the backlog is a block past its limit.
+    for (let i = 1; i < 400; i++) { log.write(record(i)); await sealNow(log); }
+    const rotated = log.reopen();
+    hung = false;
+    release();
+    await rotated;
+    log.write(record(400));
+    await log.close();
+    const paths = await Promise.all(files.map(async (chunks, i) => { const f = join(dir, `hung-${i}.log`); await writeFile(f, Buffer.concat(chunks)); return f; }));
+    assert.equal(paths.length, 2);
+    const old = await lines(paths[0]!);
+    assert.equal((JSON.parse(old.at(-1)!) as Seal).end, 'rotate');
+    const r = await verifyAuditFiles(paths, cas);
+    assert.deepEqual(problems(r), []);
+    assert.ok(r.dropped > 300, 'the drops are in the seals');
+  });
+
   it('counts in the next seal the records it had to drop and those a failed write lost', async () => {
     let fail = true; let release: () => void = () => {};
     const written: Buffer[] = [];
