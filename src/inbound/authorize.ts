@@ -11,6 +11,7 @@ import { sourceAddress } from './identify.ts';
 import { NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
 import { isoTime } from '../audit/time.ts';
 import { hasTwoHostLines } from '../http/host-lines.ts';
+import { upgradesToH2c } from '../http/upgrade-handshake.ts';
 
 const LOWER_CASE = /[a-z]/;
 const LOWER_CASE_METHOD = new RequestRefused('bad_request', 'the method has lower-case letters; HTTP methods are case-sensitive and policy rules name them in upper case');
@@ -30,8 +31,7 @@ const H2C_UPGRADE = new RequestRefused('bad_request', 'Upgrade: h2c is not accep
 function malformedRequest(req: IncomingMessage, method: string): RequestRefused | null {
   if (LOWER_CASE.test(method)) return LOWER_CASE_METHOD;
   if (hasTwoHostLines(req.rawHeaders)) return TWO_HOSTS;
-  const upgrade = req.headers.upgrade;
-  if (upgrade !== undefined && /(?:^|,)\s*h2c\s*(?:,|$)/i.test(upgrade)) return H2C_UPGRADE;
+  if (upgradesToH2c(req.headers.upgrade)) return H2C_UPGRADE;
   return null;
 }
 

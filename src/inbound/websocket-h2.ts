@@ -16,7 +16,8 @@ import { refuse, refuseRaw } from '../http/refuse.ts';
 import { answerFault } from '../http/fault.ts';
 import { requestIdFrom } from '../http/request-id.ts';
 import { h2HeadersOverLimit, headersTooLargeMessage } from '../http/header-limit.ts';
-import { handshakeWithApp, endToEndFields, type HandshakeFailure } from './app-handshake.ts';
+import { sendHandshake, endToEndFields, type HandshakeFailure } from '../http/upgrade-handshake.ts';
+import { appHandshakeTarget } from './upgrade.ts';
 import type { Identify } from './identify.ts';
 import { decide, auditRecord, refusedBeforePolicy } from './authorize.ts';
 import { upstreamHeaders, identityHeaders } from './headers.ts';
@@ -74,7 +75,7 @@ export function inboundConnectHandler(rt: Runtime, identify: Identify, transport
       if (!res.stream.destroyed) { if (!res.headersSent) refuse(res, code, message, requestId); else res.stream.close(); }
       return ERROR_STATUS[code];
     };
-    const appReq = handshakeWithApp(rt, 'GET', verdict.forwardPath, headers, 'the WebSocket handshake', {
+    const appReq = sendHandshake(rt, appHandshakeTarget(rt), 'GET', verdict.forwardPath, headers, 'the WebSocket handshake', {
       upgraded(answer, socket, head) {
         const expected = createHash('sha1').update(key + WS_GUID).digest('base64');
         if (answer.headers['sec-websocket-accept'] !== expected || res.stream.destroyed) {
