@@ -3,12 +3,16 @@
 // The decision is made once, audited once, and used for the response. A routed request whose
 // token cannot be obtained is refused with 503 token_unavailable and never leaves the pod; so is
 // one whose deadline passes while it waits for the issuer.
+// An HTTP/1.1 Upgrade (WebSocket…) takes the same steps with the same refusals, token and audit
+// record; only the last differs: the handshake goes on a connection of its own, spliced to the
+// app's on a 101 (http/upgrade-handshake.ts), and refusals are written on the raw socket.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { Runtime } from '../runtime/state.ts';
 import { RequestRefused, type ErrorCode } from '../errors.ts';
-import { refuse } from '../http/refuse.ts';
-import { answerFault } from '../http/fault.ts';
+import { refuse, refuseRaw } from '../http/refuse.ts';
+import { answerFault, socketFault } from '../http/fault.ts';
+import { relayUpgrade, upgradesToH2c } from '../http/upgrade-handshake.ts';
 import { requestIdFrom } from '../http/request-id.ts';
 import { h2HeadersOverLimit, headersTooLargeMessage } from '../http/header-limit.ts';
 import { incomingBudgetMs } from '../forward/deadline.ts';
@@ -19,7 +23,7 @@ import { outboundTarget, type OutboundTarget } from './target.ts';
 import { routeTableFor, type CompiledRoute } from './routes.ts';
 import { carriageFor, defaultPort, type Carriage } from './transport.ts';
 import type { DestinationClassifier } from '../boundary/classify.ts';
-import { destinationHeaders } from './headers.ts';
+import { destinationHeaders, withUpgrade, type DestinationHeaders } from './headers.ts';
 import { outboundAuditRecord } from './audit.ts';
 import type { OutboundAgents } from './agents.ts';
 import { HOP_HEADER, type LoopGuard } from './loop.ts';
@@ -29,6 +33,8 @@ const APPROVAL_ID = /^[A-Za-z0-9._~:-]{1,256}$/;
 // Loops (loop.ts): found before sending, or when the request comes back marked as this sidecar's.
 const SELF = 'the destination is this outbound listener itself';
 const CAME_BACK = `${SELF}: the request came back to it with the ${HOP_HEADER} it was sent on with`;
+const H2C_UPGRADE = 'Upgrade: h2c is not accepted: after the 101 every request would pass the sidecar without its token; '
+  + 'send HTTP/2 with prior knowledge (h2c) to the outbound listener instead';
 
 export interface OutboundForwarding {
   agents: OutboundAgents;
@@ -36,32 +42,50 @@ export interface OutboundForwarding {
   classifier: DestinationClassifier;
 }
 
+/** The listeners' two entry points: a request, and an HTTP/1.1 Upgrade, whose answer goes on the raw socket. */
+export interface OutboundHandler {
+  request(req: IncomingMessage, res: ServerResponse): void;
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+}
+
 /**
  * Per request: what every step needs to answer or audit. The deadline (epoch ms) is fixed on
- * arrival, so time spent on DNS and on waiting for a token counts against it.
+ * arrival, so time spent on DNS and on waiting for a token counts against it. The answer goes on
+ * `res`, or for an Upgrade (`res` null) on `upgrade.socket`.
  */
-interface Call { req: IncomingMessage; res: ServerResponse; start: number; requestId: string; deadlineAt: number; budgetMs: number }
+interface Call {
+  req: IncomingMessage; res: ServerResponse | null; upgrade: Upgrading | null;
+  start: number; requestId: string; deadlineAt: number; budgetMs: number;
+}
+/** An Upgrade's connection, as node:http hands it over: the socket, and what was read past the request. */
+interface Upgrading { socket: Duplex; head: Buffer }
 /** Where and how the hop goes, once decided. */
 interface Hop { target: OutboundTarget; route: CompiledRoute | null; carriage: Carriage; boundary: string | null; port: number }
 
-export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: LoopGuard): (req: IncomingMessage, res: ServerResponse) => void {
+export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: LoopGuard): OutboundHandler {
   const requestTimeout = rt.config.requestTimeoutMs;
   const denyUnrouted = rt.config.outboundUnrouted === 'deny';
   const maxHeaderBytes = rt.config.maxHeaderBytes;
   const headersTooLarge = headersTooLargeMessage(maxHeaderBytes);
 
-  return function handle(req, res) {
+  return {
+    request(req, res) { handle(req, res, null); },
+    upgrade(req, socket, head) { handle(req, null, { socket, head }); },
+  };
+
+  function handle(req: IncomingMessage, res: ServerResponse | null, upgrade: Upgrading | null): void {
     const start = performance.now();
     const requestId = requestIdFrom(req.headers['x-request-id']);
     const incoming = incomingBudgetMs(req.headers['x-authproxy-deadline'], req.headers['grpc-timeout']);
     const budgetMs = incoming === null ? requestTimeout : Math.min(requestTimeout, incoming);
-    const call: Call = { req, res, start, requestId, deadlineAt: Date.now() + budgetMs, budgetMs };
+    const call: Call = { req, res, upgrade, start, requestId, deadlineAt: Date.now() + budgetMs, budgetMs };
     // The app's h2c requests; HTTP/1.1's parser has refused such a request already (header-limit.ts).
     if (h2HeadersOverLimit(req, maxHeaderBytes)) { refused(call, null, null, 'headers_too_large', headersTooLarge, headersTooLarge); return; }
 
     const target = outboundTarget(req);
     if (target instanceof RequestRefused) { refused(call, null, null, target.code, target.message, target.message); return; }
     if (loop.cameBack(req.headers)) { refused(call, target, null, 'bad_request', CAME_BACK, CAME_BACK); return; }
+    if (upgrade !== null && upgradesToH2c(req.headers.upgrade)) { refused(call, target, null, 'bad_request', H2C_UPGRADE, H2C_UPGRADE); return; }
     const route = routeTableFor(rt.policy, rt.tokens).lookup(target.host);
     if (route === null && denyUnrouted) {
       const msg = `no OutboundRoute for ${target.host}, and unrouted destinations are refused (--outbound-unrouted deny)`;
@@ -74,14 +98,15 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
     rt.inFlight++;
     fwd.classifier.classify(target.host).then((b) => {
       rt.inFlight--;
-      if (!res.destroyed) routed(call, target, route, b);
-    }).catch((e: unknown) => answerFault(res, e));
-  };
+      if (!gone(call)) routed(call, target, route, b);
+    }).catch((e: unknown) => fault(call, e));
+  }
 
   function refused(call: Call, target: OutboundTarget | null, route: CompiledRoute | null, code: ErrorCode, message: string, reason: string): void {
     const r = new RequestRefused(code, message);
     rt.audit.write(outboundAuditRecord(rt, call.req, call.requestId, target, route, r, reason, null));
-    refuse(call.res, code, message, call.requestId);
+    if (call.res !== null) refuse(call.res, code, message, call.requestId);
+    else refuseRaw(call.upgrade!.socket, code, message, call.requestId);
     rt.metrics.request('outbound', 'deny', r.status, (performance.now() - call.start) / 1000);
   }
 
@@ -127,16 +152,16 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
     rt.inFlight++;
     withinDeadline(tokens.obtain(tt), call).then((t) => {
       rt.inFlight--;
-      if (!call.res.destroyed) send(call, hop, t, reason);
+      if (!gone(call)) send(call, hop, t, reason);
     }, (e: unknown) => {
       rt.inFlight--;
       const why = (e as Error).message;
       refused(call, target, route, 'token_unavailable', `no token for ${token.audience}: ${why}`, `${reason}; token unavailable: ${why}`);
-    }).catch((e: unknown) => answerFault(call.res, e));
+    }).catch((e: unknown) => fault(call, e));
   }
 
   function send(call: Call, hop: Hop, token: CachedToken | null, reason: string): void {
-    const { req, res, start, requestId } = call;
+    const { req, start, requestId } = call;
     const { target, route, carriage, port } = hop;
     const transport = carriage.transport;
     rt.audit.write(outboundAuditRecord(rt, req, requestId, target, route, null, reason, transport, hop.boundary));
@@ -144,10 +169,12 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
     const h = destinationHeaders(req, target.authority, rtoken?.header ?? null,
       token === null || rtoken === null ? null : token.header(rtoken.scheme), requestId, transport === 'mtls');
     const host = target.host.includes(':') ? `[${target.host}]` : target.host;
-    const origin = `${transport === 'plaintext' ? 'http' : 'https'}://${host}:${port}`;
     if (transport === 'plaintext') h.headers.push(HOP_HEADER, loop.hopId);
-    const body: Readable | null = hasBody(req) ? req : null;
     const destination = `${host}:${port}`;
+    if (call.upgrade !== null) { upgradeTo(call, call.upgrade, hop, h, destination); return; }
+    const res = call.res!;
+    const origin = `${transport === 'plaintext' ? 'http' : 'https'}://${destination}`;
+    const body: Readable | null = hasBody(req) ? req : null;
     rt.inFlight++;
     fwd.options.retryBudget.recordRequest();
     new ResponseRelay(fwd.agents.for(carriage, req.httpVersionMajor === 2), origin, {
@@ -160,6 +187,30 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
         rt.metrics.request('outbound', 'allow', outcome.status, (performance.now() - start) / 1000);
       },
     }, body, fwd.options).start();
+  }
+
+  /**
+   * The handshake, on a connection of its own, with the request's headers plus the Upgrade it
+   * asks for, and the time left filled in once (there is no retry: an upgrade is not idempotent).
+   */
+  function upgradeTo(call: Call, upgrade: Upgrading, hop: Hop, h: DestinationHeaders, destination: string): void {
+    const { req } = call;
+    const headers = withUpgrade(req, h, call.deadlineAt - Date.now());
+    relayUpgrade(rt, upgrade.socket, upgrade.head, {
+      name: `destination ${destination}`,
+      direction: 'outbound',
+      connect: { createConnection: () => fwd.agents.upgradeConnection(hop.carriage, hop.target.host, hop.port) },
+      timeoutMs: Math.max(1, call.deadlineAt - Date.now()),
+    }, { method: req.method ?? 'GET', path: hop.target.path, headers, requestId: call.requestId });
+  }
+
+  /** The caller has gone: nobody is left to answer. */
+  function gone(call: Call): boolean {
+    return call.res !== null ? call.res.destroyed : call.upgrade!.socket.destroyed;
+  }
+
+  function fault(call: Call, e: unknown): void {
+    if (call.res !== null) answerFault(call.res, e); else socketFault(call.upgrade!.socket, e);
   }
 }
 

@@ -10,6 +10,7 @@
 import { connectionTokens, isConnectionField } from '../http/hop-by-hop.ts';
 import { isPseudoHeader, isTeTrailers, type AnyRequest } from '../http/h2.ts';
 import { OWNED_PREFIX } from '../http/owned.ts';
+import { formatGrpcTimeout } from '../forward/deadline.ts';
 
 export interface DestinationHeaders {
   headers: string[];
@@ -43,4 +44,17 @@ export function destinationHeaders(req: AnyRequest, host: string, tokenHeader: s
   if (!toSidecar) return { headers: out, deadlineValueAt: -1, grpcTimeoutValueAt };
   out.push('x-authproxy-deadline', '');
   return { headers: out, deadlineValueAt: out.length - 1, grpcTimeoutValueAt };
+}
+
+/**
+ * An Upgrade's handshake: the destination's headers with the time left filled in (`leftMs`, once:
+ * there is no retry), plus the Upgrade the app asked for and `connection: upgrade`, the two
+ * hop-by-hop fields the handshake needs. Whatever else the app's Connection named stays dropped.
+ */
+export function withUpgrade(req: AnyRequest, h: DestinationHeaders, leftMs: number): string[] {
+  const out = h.headers;
+  if (h.deadlineValueAt >= 0) out[h.deadlineValueAt] = String(Math.max(0, Math.floor(leftMs)));
+  if (h.grpcTimeoutValueAt >= 0) out[h.grpcTimeoutValueAt] = formatGrpcTimeout(leftMs);
+  out.push('upgrade', String(req.headers.upgrade ?? ''), 'connection', 'upgrade');
+  return out;
 }

@@ -1,8 +1,9 @@
 // The outbound listener (default 127.0.0.1:15001): plain HTTP from the app, as an HTTP proxy
 // (absolute-form) or by Host (origin-form). The same header limit as inbound applies to what the
 // app sends (the token is added after, so a 32 KB token never counts against the app).
-// CONNECT tunnels and Upgrade requests are refused: a tunnel would carry TLS the sidecar cannot
-// put a token into, so the app sends http:// and the sidecar originates TLS per route.
+// CONNECT tunnels are refused: a tunnel would carry TLS the sidecar cannot put a token into, so
+// the app sends http:// and the sidecar originates TLS per route. HTTP/1.1 Upgrade requests
+// (WebSocket) are routed, given their token and audited as requests are (handler.ts).
 // HTTP/2 with prior knowledge (h2c, what a gRPC client speaks to a plaintext target) is accepted
 // on the same port: the first bytes of a connection tell the HTTP/2 preface from an HTTP/1.1
 // request line, and the connection goes to the matching server; both share one handler, which
@@ -20,7 +21,7 @@ import { trackConnections } from '../http/connections.ts';
 import { H2_MAX_SESSION_MEMORY_MB } from '../http/h2.ts';
 import { h2AdvertisedHeaderListSize, headersTooLargeMessage } from '../http/header-limit.ts';
 import { serverLimits, cutIdleConnections } from '../inbound/limits.ts';
-import { outboundHandler, type OutboundForwarding } from './handler.ts';
+import { outboundHandler, type OutboundForwarding, type OutboundHandler } from './handler.ts';
 import { LoopGuard } from './loop.ts';
 
 /** The listening socket, plus a way to end its connections when the drain is over. */
@@ -41,8 +42,11 @@ export function createOutboundServer(rt: Runtime, fwd: OutboundForwarding): Outb
     });
   });
   // One handler, so one loop guard (one hop id) for both protocols.
-  const handle = containFaults(outboundHandler(rt, fwd, new LoopGuard(listener)));
-  const server = createHttp1Server(rt, handle);
+  const handler = outboundHandler(rt, fwd, new LoopGuard(listener));
+  const handle = containFaults(handler.request);
+  const server = createHttp1Server(rt, handle, containFaults(handler.upgrade));
+  // RFC 8441's extended CONNECT (a WebSocket over HTTP/2) is not offered: node:http2 advertises no
+  // SETTINGS_ENABLE_CONNECT_PROTOCOL unless told, so an h2c app opens its WebSocket over HTTP/1.1.
   const h2c = createH2cServer({ settings: { maxHeaderListSize: h2AdvertisedHeaderListSize(rt.config.maxHeaderBytes) }, maxSessionMemory: H2_MAX_SESSION_MEMORY_MB });
   cutIdleConnections(h2c, rt.config.clientIdleTimeoutMs);
   h2c.on('request', handle);
@@ -66,7 +70,7 @@ function dispatchByPreface(socket: Socket, to: (isH2: boolean) => void): void {
   socket.on('data', onData);
 }
 
-function createHttp1Server(rt: Runtime, handle: ReturnType<typeof outboundHandler>): Server {
+function createHttp1Server(rt: Runtime, handle: OutboundHandler['request'], upgrade: OutboundHandler['upgrade']): Server {
   const c = rt.config;
   const server = createServer(serverLimits(c));
   cutIdleConnections(server, c.clientIdleTimeoutMs);
@@ -77,7 +81,7 @@ function createHttp1Server(rt: Runtime, handle: ReturnType<typeof outboundHandle
   };
   server.on('connect', (_req, socket: Duplex) => refuseSocket(socket,
     'CONNECT tunnels are not supported: send http:// URLs through the proxy; the sidecar originates TLS where the route says so'));
-  server.on('upgrade', (_req, socket: Duplex) => refuseSocket(socket, 'Upgrade requests are not supported on the outbound listener yet'));
+  server.on('upgrade', upgrade);
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable) { socket.destroy(); return; }
     if (err.code === 'HPE_HEADER_OVERFLOW') {

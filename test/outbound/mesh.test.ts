@@ -21,6 +21,9 @@ import { Agent as HttpAgent } from 'node:http';
 import { startIssuer, type RunningIssuer } from '../../src/issuer/server.ts';
 import { clientAssertion, postToken } from '../issuer/helpers.ts';
 import { startIssuerProcess, viaProxy, echoed, bearer, type IssuerProcess } from '../tokens/support.ts';
+import { connect } from 'node:net';
+import { once } from 'node:events';
+import { Received, acceptFor, newKey, textFrame } from '../support/raw-websocket.ts';
 
 const PAYMENTS_ID = 'spiffe://example.org/ns/prod/sa/payments';
 
@@ -228,6 +231,32 @@ describe('sidecar to sidecar with tokens', () => {
       agent.destroy();
       await a2.stop(); await relay.close(); await b2.stop();
     }
+  });
+
+  // A's outbound upgrade offers only http/1.1 by ALPN, so B's inbound listener (which prefers h2)
+  // takes it as an HTTP/1.1 Upgrade and decides on it with its own policy and token check.
+  it('a WebSocket from A\'s app reaches B\'s app through both sidecars, over mTLS with the 32 KB token, which B verifies', async () => {
+    const arrivals = appB.seen.length;
+    const socket = connect(a.outboundPort, '127.0.0.1');
+    await once(socket, 'connect');
+    const conn = new Received(socket);
+    const key = newKey();
+    socket.write(`GET http://localhost:${b.inboundPort}/charge/ws HTTP/1.1\r\nHost: localhost:${b.inboundPort}\r\nUpgrade: websocket\r\n`
+      + `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nx-request-id: mesh-ws\r\n\r\n`);
+    try {
+      const answer = await conn.head();
+      assert.equal(answer.status, 101, answer.raw);
+      assert.equal(answer.headers['sec-websocket-accept'], acceptFor(key));
+      socket.write(textFrame('over two sidecars', true));
+      assert.equal(await conn.frame(), 'echo: over two sidecars');
+    } finally { socket.destroy(); }
+    const seen = appB.seen.slice(arrivals).find((r) => r.method === 'WS');
+    assert.equal(seen?.url, '/charge/ws');
+    assert.equal(seen?.headers['x-authproxy-principal'], SERVER_ID, 'B saw A\'s workload certificate');
+    assert.deepEqual((JSON.parse(String(seen?.headers['x-authproxy-claims'])) as { roles: string[] }).roles, ['Payments.Writer']);
+    const line = await bAuditLine((l) => l.requestId === 'mesh-ws');
+    assert.equal(line?.rule, 'writers-charge');
+    assert.equal(line?.decision, 'allow');
   });
 
   it('no token appears in either sidecar\'s stdout, stderr or audit log, nor in the issuer\'s log', async () => {
