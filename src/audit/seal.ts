@@ -16,7 +16,8 @@
 // changed or deleted.
 //
 // The seal is written in the line's order, after what it covers; the bytes are hashed a block at
-// a time when the block is handed to the sink, not per record, so the request path pays nothing.
+// a time once the sink has written the block, not per record, so the request path pays nothing,
+// and a failed write (ENOSPC) leaves out of the digest exactly what never reached the file.
 import { createHash, createPrivateKey, randomBytes, sign, verify, type Hash, type KeyObject, type X509Certificate } from 'node:crypto';
 import { isoTime } from './time.ts';
 
@@ -128,7 +129,7 @@ export class Sealer {
 
   constructor(key: () => SealKey) { this.#key = key; }
 
-  /** Lines about to be written, in file order. */
+  /** Lines the sink has written, in file order. */
   cover(bytes: Buffer, lines: number): void {
     this.#hash.update(bytes);
     this.#lines += lines;
@@ -161,4 +162,21 @@ export class Sealer {
 
   /** The next line goes to a new file, which needs the certificates again for a reader given only it. */
   newFile(): void { this.#certsGiven = null; }
+
+  /** Where the chain stands, to go back to (restore) when the seal line made next never reached the file. */
+  save(): SealerState {
+    return { seq: this.#seq, prev: this.#prev, hash: this.#hash.copy(), lines: this.#lines, dropped: this.#dropped, lost: this.#lost, certsGiven: this.#certsGiven };
+  }
+
+  /** Back to a saved state: the next seal covers again what the unwritten one did, and follows the seal before it. */
+  restore(s: SealerState): void {
+    this.#seq = s.seq; this.#prev = s.prev; this.#hash = s.hash; this.#lines = s.lines;
+    this.#dropped = s.dropped; this.#lost = s.lost; this.#certsGiven = s.certsGiven;
+  }
+}
+
+/** A Sealer's state (Sealer.save). */
+export interface SealerState {
+  readonly seq: number; readonly prev: string | null; readonly hash: Hash; readonly lines: number;
+  readonly dropped: number; readonly lost: number; readonly certsGiven: SealKey | null;
 }

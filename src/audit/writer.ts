@@ -25,9 +25,15 @@
 // straddles the two).
 //
 // With a Sealer (seal.ts, --audit-seal-interval), the lines are chained and signed: the bytes of
-// each block are handed to the sealer as the block leaves for the sink (one hash update per
-// block, not per record), and a seal line is added every interval when anything was written,
-// before each rotation (ending the old file) and at close.
+// each batch are handed to the sealer once the sink has written them (one hash update per block,
+// not per record), and a seal is queued every interval when anything was written, before each
+// rotation (ending the old file) and at close. A seal is a marker in the queue, made and signed
+// when the writes before it are done, and written alone: what it covers is then exactly what
+// reached the file. Hashing blocks as they were queued made a failed write (ENOSPC) a seal over
+// lines that were never written, and a lost seal line a break in the chain: `audit verify`
+// reported a log with a full disk in its past as tampered with. A write cut short (part of a
+// batch written, then ENOSPC) leaves part of a line: the next write starts with a newline that
+// ends it, and the seal covers the broken line as it is in the file.
 //
 // Records are serialized in a setImmediate after the event-loop turn's I/O callbacks, not in
 // write(): JSON.stringify and the copy took a median 13–17 µs of the 66–81 the inbound handler
@@ -41,6 +47,8 @@ import type { AuditRecord } from './record.ts';
 import { ConfigError } from '../errors.ts';
 import { log } from '../log.ts';
 import type { Sealer, SealEnd } from './seal.ts';
+
+const NEWLINE = Buffer.from('\n');
 
 export interface AuditLog {
   write(record: AuditRecord): void;
@@ -81,7 +89,10 @@ export const MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
 export const CLOSE_TIMEOUT_MS = 2000;
 const DROP_LOG_INTERVAL_MS = 10_000;
 
-/** Where batches go: the file or stdout; exported for the writer's tests. */
+/**
+ * Where batches go: the file or stdout; exported for the writer's tests. A write that fails after
+ * writing part of its bytes rejects with an error whose `written` says how many reached the sink.
+ */
 export interface Sink { write(chunks: Buffer[]): Promise<void>; close(): Promise<void>; reopen?(): Promise<void> }
 
 export const SEAL_INTERVAL_MS = 1000;
@@ -99,9 +110,11 @@ export async function openAuditLog(file: string | null, options: BatchedLogOptio
 
 export function batchedLog(sink: Sink, options: BatchedLogOptions = {}): AuditLog { return new BatchedLog(sink, options); }
 
-interface Queued { data: Buffer; block: Buffer | null; records: number; reopen?: undefined }
+interface Queued { kind?: undefined; data: Buffer; block: Buffer | null; records: number }
 /** Where a reopen() falls among the queued batches: everything before it goes to the old file. */
-interface ReopenMark { reopen: () => Promise<void> }
+interface ReopenMark { kind: 'reopen'; reopen: () => Promise<void> }
+/** Where a seal goes: made when everything before it has been written. */
+interface SealMark { kind: 'seal'; end: SealEnd | undefined }
 
 class BatchedLog implements AuditLog {
   private block: Buffer = Buffer.allocUnsafeSlow(MAX_BATCH);
@@ -109,7 +122,7 @@ class BatchedLog implements AuditLog {
   /** Records in `block`. */
   private records = 0;
   /** Filled parts of blocks waiting for the sink; `block` is returned to `spare` once written. */
-  private queued: Array<Queued | ReopenMark> = [];
+  private queued: Array<Queued | ReopenMark | SealMark> = [];
   /** Written blocks, free for reuse. */
   private spare: Buffer[] = [];
   private timer: NodeJS.Timeout | null = null;
@@ -133,9 +146,8 @@ class BatchedLog implements AuditLog {
 
   private readonly sealer: Sealer | null;
   private sealTimer: NodeJS.Timeout | null = null;
-  /** How far into `block` the sealer has been given the bytes, and how many lines lie past that. */
-  private coveredTo = 0;
-  private uncoveredLines = 0;
+  /** A write was cut short inside a line: the next write starts with the newline that ends it. */
+  private broken = false;
 
   constructor(sink: Sink, options: BatchedLogOptions) {
     this.sink = sink;
@@ -172,7 +184,6 @@ class BatchedLog implements AuditLog {
       this.cut();
       if (bytes > this.block.length) {
         const data = Buffer.from(line);
-        this.sealer?.cover(data, 1);
         this.queued.push({ data, block: null, records: 1 });
         this.flush();
         return;
@@ -180,7 +191,6 @@ class BatchedLog implements AuditLog {
     }
     this.used += this.block.write(line, this.used);
     this.records++;
-    this.uncoveredLines++;
     if (this.queued.length) { this.flush(); return; }
     this.arm();
   }
@@ -209,44 +219,72 @@ class BatchedLog implements AuditLog {
 
   private readonly onInterval = (): void => { this.timer = null; this.flush(); };
 
-  /** Hands the sealer the block's lines it has not had yet, in file order. */
-  private cover(): void {
-    if (this.sealer === null || this.used === this.coveredTo) return;
-    this.sealer.cover(this.block.subarray(this.coveredTo, this.used), this.uncoveredLines);
-    this.coveredTo = this.used;
-    this.uncoveredLines = 0;
-  }
-
   /**
-   * Adds a seal line after everything written so far. An interval's seal is skipped when the
-   * backlog is full by a block past its limit (the sink has stopped): it would only grow it, and
-   * the next one covers the same lines. A rotation's or the closing seal never is: a file must
-   * end with the seal of its own lines, or the next file's first seal would cover lines that are
-   * not in it.
+   * Queues a seal after everything accepted so far. One waiting interval seal is enough while the
+   * sink is stalled: it covers whatever was written by the time its turn comes.
    */
   private seal(end?: SealEnd): void {
     if (this.sealer === null || this.closed) return;
-    this.cover();
-    if (!end && (!this.sealer.pending || this.backlogBytes >= this.maxBacklogBytes + MAX_BATCH)) return;
-    const line = this.sealer.seal(end);
-    const bytes = Buffer.byteLength(line);
-    this.backlogBytes += bytes;
-    if (this.used + bytes > this.block.length) this.cut();
-    this.used += this.block.write(line, this.used);
-    // A seal line is chained by the next seal's `prev`, not covered by its digest.
-    this.coveredTo = this.used;
-    if (this.queued.length) { this.flush(); return; }
-    this.arm();
+    if (!end && !this.sealer.pending && this.backlogRecords === 0) return;
+    this.cut();
+    const last = this.queued.at(-1);
+    if (!end && last?.kind === 'seal' && !last.end) return;
+    this.queued.push({ kind: 'seal', end });
+    this.flush();
   }
 
   private cut(): void {
     if (this.used === 0) return;
-    this.cover();
     this.queued.push({ data: this.block.subarray(0, this.used), block: this.block, records: this.records });
     this.block = this.spare.pop() ?? Buffer.allocUnsafeSlow(MAX_BATCH);
     this.used = 0;
     this.records = 0;
-    this.coveredTo = 0;
+  }
+
+  /**
+   * Hands the sealer the first `written` bytes of `parts` (all when undefined), the lines the sink
+   * wrote, and notes whether they end inside a line. Returns how many whole lines they were.
+   */
+  private wrote(parts: ReadonlyArray<{ data: Buffer; lines: number }>, written = Infinity): number {
+    let lines = 0;
+    for (const p of parts) {
+      if (written <= 0) break;
+      const data = p.data.length <= written ? p.data : p.data.subarray(0, written);
+      const n = data === p.data ? p.lines : countLines(data);
+      this.sealer?.cover(data, n);
+      lines += n;
+      written -= data.length;
+      this.broken = data.at(-1) !== NEWLINE[0];
+    }
+    return lines;
+  }
+
+  /** After a write: the next, or wait for the interval. */
+  private readonly next = (): void => {
+    this.writing = null;
+    if (this.closed) return;
+    // Full blocks go at once; lines that came in during the write wait for the interval.
+    // Writing them at once chained write after write (and a thread-pool hop and a wake-up each):
+    // 60–200 writes a second at 500 req/s where 50 were meant (/proc/PID/io syscw).
+    if (this.queued.length) this.flush();
+    else if (this.used) this.arm();
+  };
+
+  /** Makes the seal from what has been written, and writes it (after the newline a broken line needs). */
+  private writeSeal(end: SealEnd | undefined): void {
+    const sealer = this.sealer!;
+    const before = sealer.save();
+    const parts = this.broken ? [{ data: NEWLINE, lines: 1 }] : [];
+    if (this.broken) sealer.cover(NEWLINE, 1);
+    if (!end && !sealer.pending) { sealer.restore(before); this.flush(); return; }
+    const line = Buffer.from(sealer.seal(end));
+    this.writing = this.sink.write([...parts.map((p) => p.data), line]).then(() => { this.broken = false; }, (e: unknown) => {
+      // Not in the file: the next seal covers what this one did, and follows the seal before it.
+      sealer.restore(before);
+      const written = (e as { written?: number }).written ?? 0;
+      this.wrote([...parts, { data: line, lines: 0 }], written);
+      this.drop('write_error', 0, e);
+    }).finally(this.next);
   }
 
   private flush(): void {
@@ -255,33 +293,32 @@ class BatchedLog implements AuditLog {
     this.cut();
     if (this.queued.length === 0) return;
     const first = this.queued[0]!;
-    if (first.reopen) {
+    if (first.kind === 'reopen') {
       this.queued.shift();
-      this.writing = first.reopen().finally(() => {
-        this.writing = null;
-        if (this.closed) return;
-        if (this.queued.length) this.flush(); else if (this.used) this.arm();
-      });
+      this.writing = first.reopen().finally(this.next);
       return;
     }
-    const mark = this.queued.findIndex((q) => q.reopen);
+    if (first.kind === 'seal') {
+      this.queued.shift();
+      this.writeSeal(first.end);
+      return;
+    }
+    const mark = this.queued.findIndex((q) => q.kind !== undefined);
     const batch = (mark < 0 ? this.queued : this.queued.slice(0, mark)) as Queued[];
     this.queued = mark < 0 ? [] : this.queued.slice(mark);
     let bytes = 0; let records = 0;
     for (const q of batch) { bytes += q.data.length; records += q.records; }
-    this.writing = this.sink.write(batch.map((q) => q.data)).catch((e: unknown) => {
-      this.drop('write_error', records, e);
+    const parts = [...(this.broken ? [{ data: NEWLINE, lines: 1 }] : []), ...batch.map((q) => ({ data: q.data, lines: q.records }))];
+    this.writing = this.sink.write(parts.map((p) => p.data)).then(() => { this.wrote(parts); }, (e: unknown) => {
+      const written = (e as { written?: number }).written ?? 0;
+      // The newline that ends a broken line is not a record; a record cut short is lost.
+      const ended = parts[0]!.data === NEWLINE && written > 0 ? 1 : 0;
+      this.drop('write_error', records - (this.wrote(parts, written) - ended), e);
     }).finally(() => {
-      this.writing = null;
       this.backlogBytes -= bytes;
       this.backlogRecords -= records;
       for (const q of batch) if (q.block && this.spare.length < 2) this.spare.push(q.block);
-      if (this.closed) return;
-      // Full blocks go at once; lines that came in during the write wait for the interval.
-      // Writing them at once chained write after write (and a thread-pool hop and a wake-up each):
-      // 60–200 writes a second at 500 req/s where 50 were meant (/proc/PID/io syscw).
-      if (this.queued.length) this.flush();
-      else if (this.used) this.arm();
+      this.next();
     });
   }
 
@@ -295,6 +332,7 @@ class BatchedLog implements AuditLog {
     this.cut();
     const done = new Promise<void>((resolve) => {
       this.queued.push({
+        kind: 'reopen',
         reopen: async () => {
           try {
             await sink.reopen!();
@@ -302,11 +340,12 @@ class BatchedLog implements AuditLog {
           } catch (e) {
             log.error('cannot reopen the audit log; still writing to the file open before', { error: (e as Error).message, code: (e as NodeJS.ErrnoException).code });
           }
+          // The new file's first seal carries the certificates again.
+          this.sealer?.newFile();
           resolve();
         },
       });
     });
-    this.sealer?.newFile();
     this.flush();
     return done;
   }
@@ -321,9 +360,18 @@ class BatchedLog implements AuditLog {
     this.seal('close');
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
     const drained = (async () => {
-      while (!this.closed && (this.writing || this.queued.length || this.used)) {
-        this.flush();
-        await this.writing;
+      for (let round = 0; round < 2; round++) {
+        if (round > 0) {
+          // Records that came in while the closing seal was written (requests cut off by the
+          // drain) went after it: one more closing seal covers them, so the file ends with one.
+          this.serialize();
+          if (this.closed || (!this.sealer?.pending && !this.used)) break;
+          this.seal('close');
+        }
+        while (!this.closed && (this.writing || this.queued.length || this.used)) {
+          this.flush();
+          await this.writing;
+        }
       }
       if (!this.closed) await this.sink.close();
     })();
@@ -342,9 +390,30 @@ class BatchedLog implements AuditLog {
 
 async function fileSink(file: string): Promise<Sink> {
   let fh: FileHandle = await open(file, 'a', 0o640);
+  // A run killed in the middle of a write left part of a line: end it, so that this run's first
+  // line is not glued to it (it stays what it was, a broken line before this run's first seal).
+  const st = await fh.stat();
+  if (st.isFile() && st.size > 0) {
+    const last = Buffer.alloc(1);
+    const r = await open(file, 'r');
+    try { await r.read(last, 0, 1, st.size - 1); } finally { await r.close(); }
+    if (last[0] !== NEWLINE[0]) await fh.write(NEWLINE);
+  }
   return {
     // fh is read when the write starts: a batch goes whole to one file, old or new.
-    write: async (chunks) => { await fh.writev(chunks); },
+    write: async (chunks) => {
+      const h = fh;
+      let rest = chunks; let written = 0;
+      // writev may write less than asked (a disk filling up): the rest is written again, and a
+      // failure after part of the batch says how much of it reached the file.
+      while (rest.length) {
+        let n: number;
+        try { ({ bytesWritten: n } = await h.writev(rest)); } catch (e) { throw Object.assign(e as Error, { written }); }
+        if (n === 0) throw Object.assign(new Error('audit log write wrote nothing'), { code: 'EIO', written });
+        written += n;
+        rest = skip(rest, n);
+      }
+    },
     reopen: async () => {
       const next = await open(file, 'a', 0o640);
       const old = fh;
@@ -355,6 +424,21 @@ async function fileSink(file: string): Promise<Sink> {
     },
     close: () => fh.close(),
   };
+}
+
+/** The chunks after the first `n` bytes. */
+function skip(chunks: Buffer[], n: number): Buffer[] {
+  let i = 0;
+  while (i < chunks.length && n >= chunks[i]!.length) n -= chunks[i++]!.length;
+  const rest = chunks.slice(i);
+  if (n > 0) rest[0] = rest[0]!.subarray(n);
+  return rest;
+}
+
+function countLines(data: Buffer): number {
+  let n = 0;
+  for (let at = data.indexOf(NEWLINE[0]!); at >= 0; at = data.indexOf(NEWLINE[0]!, at + 1)) n++;
+  return n;
 }
 
 function stdoutSink(): Sink {

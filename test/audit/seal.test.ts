@@ -292,32 +292,68 @@ describe('audit log seals', () => {
     assert.ok(r.dropped > 300, 'the drops are in the seals');
   });
 
-  it('counts in the next seal the records it had to drop and those a failed write lost', async () => {
-    let fail = true; let release: () => void = () => {};
-    const written: Buffer[] = [];
+  it('counts in the next seal the records it had to drop and those a failed write lost, and the file still verifies', async () => {
+    // The first write fails (ENOSPC), the second hangs until released, the rest go through.
+    let calls = 0; let release: () => void = () => {};
+    const file = join(dir, 'lost.log');
     const sink: Sink = {
       write: async (chunks) => {
-        if (fail) { fail = false; throw Object.assign(new Error('no space'), { code: 'ENOSPC' }); }
-        await new Promise<void>((r) => { release = r; });
-        written.push(...chunks);
+        if (++calls === 1) throw Object.assign(new Error('no space'), { code: 'ENOSPC' });
+        if (calls === 2) await new Promise<void>((r) => { release = r; });
+        await appendFile(file, Buffer.concat(chunks));
       },
       close: async () => {},
     };
     const log = batchedLog(sink, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0, maxBacklogBytes: 4096 });
     for (let i = 0; i < 3; i++) log.write(record(i));
-    await sealNow(log);
     await new Promise((r) => setTimeout(r, 30));
-    // The first write failed (3 records and a seal lost); the next hangs while 40 more come: most are dropped.
+    // The first write failed (3 records lost); the next hangs while 40 more come: most are dropped.
     for (let i = 3; i < 43; i++) log.write(record(i));
     await sealNow(log);
     await new Promise((r) => setTimeout(r, 30));
     release();
-    const closed = log.close();
-    await new Promise((r) => setTimeout(r, 30));
-    release();
-    await closed;
-    const seals = Buffer.concat(written).toString().split('\n').filter(isSeal).map((l) => JSON.parse(l) as Seal);
+    await log.close();
+    const all = await lines(file);
+    const seals = all.filter(isSeal).map((l) => JSON.parse(l) as Seal);
     assert.equal(seals.reduce((a, s) => a + s.lost, 0), 3, 'the failed write\'s records');
     assert.ok(seals.reduce((a, s) => a + s.dropped, 0) > 0, 'records dropped while the sink hung');
+    // What a failed write lost is not in the digest of the seal after it: the log verifies.
+    const r = await verifyAuditFiles([file], cas);
+    assert.deepEqual(problems(r), []);
+    assert.deepEqual(r.notes, []);
+    assert.equal(r.lost, 3);
+    assert.equal(r.chains[0]!.end, 'close');
+    assert.equal(r.files[0]!.sealed, all.length - seals.length);
+  });
+
+  it('verifies a log whose writes failed half way (a disk filling up): the broken line is ended and sealed as it is', async () => {
+    const file = join(dir, 'partial.log');
+    // Writes 3 and 5 reach the file in part, then fail; the others go through.
+    let calls = 0;
+    const sink: Sink = {
+      write: async (chunks) => {
+        const data = Buffer.concat(chunks);
+        if (++calls === 3 || calls === 5) {
+          const written = Math.min(data.length - 1, 150);
+          await appendFile(file, data.subarray(0, written));
+          throw Object.assign(new Error('no space'), { code: 'ENOSPC', written });
+        }
+        await appendFile(file, data);
+      },
+      close: async () => {},
+    };
+    const log = batchedLog(sink, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
+    for (let round = 0; round < 4; round++) {
+      for (let i = 0; i < 5; i++) log.write(record(round * 10 + i));
+      await sealNow(log);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    await log.close();
+    assert.ok(calls >= 6, `the failures happened (${calls} writes)`);
+    const r = await verifyAuditFiles([file], cas);
+    assert.deepEqual(problems(r), []);
+    assert.equal(r.chains[0]!.end, 'close');
+    assert.equal(r.files[0]!.unsealed, 0);
+    assert.ok(r.lost >= 5, `records cut short or never written are counted lost (${r.lost})`);
   });
 });
