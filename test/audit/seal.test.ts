@@ -211,6 +211,39 @@ describe('audit log seals', () => {
     assert.match(r.notes.join('\n'), /ends without its closing seal/);
   });
 
+  it('a run killed in the middle of a line: the next run ends that line before its own, and the log verifies', async () => {
+    const file = join(dir, 'cut-line.log');
+    const first = await openAuditLog(file, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
+    await writeRecords(first, 10, 10);
+    await new Promise((r) => setTimeout(r, 50));
+    await (first as unknown as { sink: Sink }).sink.close();
+    // Killed while writing: part of a line reached the file.
+    await appendFile(file, JSON.stringify(record(10)).slice(0, 60));
+    const second = await openAuditLog(file, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
+    await writeRecords(second, 5, 10, 100);
+    await second.close();
+    const r = await verifyAuditFiles([file], cas);
+    assert.deepEqual(problems(r), []);
+    assert.match(r.notes.join('\n'), /line 12: before chain .* started, sealed by nothing/);
+    assert.equal(r.files[0]!.sealed, 15);
+  });
+
+  it('seals records that arrive while the closing seal is written: the file still ends with a closing seal', async () => {
+    const file = join(dir, 'late.log');
+    const log = await openAuditLog(file, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
+    await writeRecords(log, 5, 10);
+    const closed = log.close();
+    log.write(record(5));
+    await closed;
+    const all = await lines(file);
+    assert.equal(all.length, 8);
+    assert.equal((JSON.parse(all.at(-1)!) as Seal).end, 'close');
+    const r = await verifyAuditFiles([file], cas);
+    assert.deepEqual(problems(r), []);
+    assert.equal(r.files[0]!.unsealed, 0);
+    assert.equal(r.files[0]!.sealed, 6);
+  });
+
   it('finds lines put between a run\'s closing seal and the next run\'s first seal: no killed run leaves them there', async () => {
     const file = await writeLog('two-runs.log', 5, 10);
     const second = await openAuditLog(file, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
