@@ -158,9 +158,10 @@ class Verifier {
     if (orphans > 0 && seal.digest === digestOf(kept!.slice(orphans))) {
       f.sealed += seal.lines;
       const span = `${span2(covered.from, covered.from + orphans - 1)}: before chain ${seal.chain} started, sealed by nothing`;
-      // Only a run that ended without its closing or rotation seal leaves such lines; after one
-      // that did, or at the start of a file the chain rotated into, they were put there.
-      if (this.#last === null || this.#last.seal.end === undefined) {
+      // Only a run that ended without its closing seal leaves such lines; after one that did,
+      // they were put there. A rotation seal does not end the run: a sidecar killed after it left
+      // its lines in the file it rotated into (or the same file, when SIGHUP came without a rename).
+      if (this.#last === null || this.#last.seal.end !== 'close') {
         this.report.notes.push(`${f.file}: ${span} (the sidecar that wrote them stopped without its closing seal: killed or crashed)`);
       } else {
         this.#problem(covered.from, `${span}, yet the chain before ended with its ${this.#last.seal.end} seal: they were added`);

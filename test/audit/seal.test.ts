@@ -244,6 +244,26 @@ describe('audit log seals', () => {
     assert.equal(r.files[0]!.sealed, 6);
   });
 
+  it('a sidecar killed after a rotation, before its next seal: the next run appending to the new file verifies', async () => {
+    const file = join(dir, 'rot-crash.log');
+    const first = await openAuditLog(file, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
+    await writeRecords(first, 5, 5);
+    await rename(file, `${file}.1`);
+    await first.reopen();
+    await writeRecords(first, 3, 10, 5);
+    // Killed: the three records reached the new file, no seal after them.
+    await new Promise((r) => setTimeout(r, 50));
+    await (first as unknown as { sink: Sink }).sink.close();
+    const second = await openAuditLog(file, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
+    await writeRecords(second, 4, 10, 100);
+    await second.close();
+    const r = await verifyAuditFiles([`${file}.1`, file], cas);
+    assert.deepEqual(problems(r), []);
+    assert.match(r.notes.join('\n'), /lines 1–3: before chain .* started, sealed by nothing/);
+    assert.equal(r.chains.length, 2);
+    assert.equal(r.chains[0]!.end, 'rotate');
+  });
+
   it('finds lines put between a run\'s closing seal and the next run\'s first seal: no killed run leaves them there', async () => {
     const file = await writeLog('two-runs.log', 5, 10);
     const second = await openAuditLog(file, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
