@@ -48,6 +48,8 @@ describe('sealed audit log, end to end', () => {
       s.proc.kill('SIGHUP');
       await s.waitForLog('audit log reopened');
       await get('/d');
+      // Sealed by the first certificate before it rotates (the next tick could otherwise come after the reload).
+      await until(async () => (await sealLines(file)).some((l) => (l.lines as number) === 1), 'a seal over /d');
       // The certificate rotates (written aside, renamed over, as cert-manager does): later seals are signed by the new key.
       const next = await pki.issue('rotated', { spiffeId: SERVER_ID, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
       await writeFile(`${cert}.tmp`, await readFile(next.cert)); await writeFile(`${key}.tmp`, await readFile(next.key));
