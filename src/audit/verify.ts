@@ -67,6 +67,8 @@ class Verifier {
   readonly #signers = new Map<string, Signer>();
   #last: { seal: Seal; hash: string } | null = null;
   #chain: ChainSummary | null = null;
+  /** Every chain met so far: a run's seals come once, together. */
+  readonly #chains = new Set<string>();
   #window: Hash = createHash('sha256');
   #windowLines = 0;
   #windowFrom = 1;
@@ -183,6 +185,7 @@ class Verifier {
     const last = this.#last;
     if (seal.prev === null) {
       if (seal.seq !== 0) this.#problem(n, `seal ${seal.seq} of chain ${seal.chain} claims to start its chain`);
+      this.#again(seal, n);
       if (this.#chain) this.report.chains.push(this.#chain);
       this.#chain = { chain: seal.chain, firstSeq: seal.seq, lastSeq: seal.seq, principals: [seal.principal], end: seal.end ?? null };
       return;
@@ -193,12 +196,21 @@ class Verifier {
       this.#problem(n, `seal ${seal.seq} of chain ${seal.chain} does not follow the seal before it (seal ${last.seal.seq} of chain ${last.seal.chain}): seals were removed or altered, or the files are out of order`);
     }
     if (this.#chain?.chain !== seal.chain) {
+      this.#again(seal, n);
       if (this.#chain) this.report.chains.push(this.#chain);
       this.#chain = { chain: seal.chain, firstSeq: seal.seq, lastSeq: seal.seq, principals: [], end: null };
     }
     this.#chain.lastSeq = seal.seq;
     this.#chain.end = seal.end ?? null;
     if (!this.#chain.principals.includes(seal.principal)) this.#chain.principals.push(seal.principal);
+  }
+
+  /** A chain starting again after it was met: each run's seals are in the log once, in one piece. */
+  #again(seal: Seal, n: number): void {
+    if (this.#chains.has(seal.chain)) {
+      this.#problem(n, `chain ${seal.chain} starts again (seal ${seal.seq}) after its seals were read: a run's lines and seals were copied, or a file was given twice`);
+    }
+    this.#chains.add(seal.chain);
   }
 
   /** The seal's signing certificate: given in this seal, or in an earlier one. */

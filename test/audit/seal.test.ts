@@ -264,6 +264,16 @@ describe('audit log seals', () => {
     assert.equal(r.chains[0]!.end, 'rotate');
   });
 
+  it('finds a whole run copied: appended again to its file, or a file given twice', async () => {
+    const file = await writeLog('copied.log', 15, 10);
+    const run = await readFile(file);
+    const twice = join(dir, 'copied-twice.log');
+    await writeFile(twice, Buffer.concat([run, run]));
+    assert.match(problems(await verifyAuditFiles([twice], cas)).join('\n'), /^28: chain .* starts again \(seal 0\) after its seals were read/m);
+    assert.match(problems(await verifyAuditFiles([file, file], cas)).join('\n'), /starts again/);
+    assert.deepEqual(problems(await verifyAuditFiles([file], cas)), []);
+  });
+
   it('finds lines put between a run\'s closing seal and the next run\'s first seal: no killed run leaves them there', async () => {
     const file = await writeLog('two-runs.log', 5, 10);
     const second = await openAuditLog(file, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
