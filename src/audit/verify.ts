@@ -279,19 +279,20 @@ export async function verifyAuditFiles(files: readonly string[], cas: readonly X
   const v = new Verifier(cas);
   for (const [i, file] of files.entries()) {
     v.startFile(file);
-    let rest: Buffer | null = null;
+    // The start of a line that spans chunks, in pieces: joined once its newline comes (joining
+    // them chunk by chunk made a long line cost its length squared: 13 s for a 32 MB one).
+    let rest: Buffer[] = [];
     for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
-      let data: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk;
       let start = 0;
-      for (let nl = data.indexOf(NEWLINE); nl >= 0; nl = data.indexOf(NEWLINE, start)) {
-        v.line(data.subarray(start, nl + 1));
+      for (let nl = chunk.indexOf(NEWLINE); nl >= 0; nl = chunk.indexOf(NEWLINE, start)) {
+        const line = chunk.subarray(start, nl + 1);
+        v.line(rest.length ? Buffer.concat([...rest, line]) : line);
+        rest = [];
         start = nl + 1;
       }
-      data = data.subarray(start);
-      // Copied, so that a long line does not hold every chunk it spans.
-      rest = data.length ? Buffer.from(data) : null;
+      if (start < chunk.length) rest.push(chunk.subarray(start));
     }
-    v.endFile(rest, i === files.length - 1);
+    v.endFile(rest.length ? Buffer.concat(rest) : null, i === files.length - 1);
   }
   return v.finish();
 }
