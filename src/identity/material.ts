@@ -97,7 +97,8 @@ export function chainsTo(leaf: X509Certificate, intermediates: readonly X509Cert
   const issuers = [...intermediates, ...cas];
   let cur = leaf;
   for (let depth = 0; depth < 8; depth++) {
-    const parent = issuers.find((c) => cur.checkIssued(c) && cur.verify(c.publicKey));
+    // Only a CA issues: a workload's own leaf, whose key its pod holds, must not vouch for another.
+    const parent = issuers.find((c) => c.ca && cur.checkIssued(c) && cur.verify(c.publicKey));
     if (!parent) return false;
     if (cas.includes(parent)) return true;
     cur = parent;

@@ -12,7 +12,8 @@ import { openAuditLog, batchedLog, type AuditLog, type Sink } from '../../src/au
 import { Sealer, type SealKey, type Seal } from '../../src/audit/seal.ts';
 import { verifyAuditFiles, type VerifyReport } from '../../src/audit/verify.ts';
 import type { AuditRecord } from '../../src/audit/record.ts';
-import { createCA, issueCertificate, type PemPair, type KeyType } from '../../src/certs/pki.ts';
+import { createCA, issueCertificate, importSigningKey, generateKeyPair, privateKeyToPem, type PemPair, type KeyType } from '../../src/certs/pki.ts';
+import * as x509 from '@peculiar/x509';
 
 const ID = 'spiffe://example.org/ns/prod/sa/orders';
 
@@ -112,6 +113,7 @@ describe('audit log seals', () => {
     ['two records swapped', (ls) => { [ls[1], ls[2]] = [ls[2]!, ls[1]!]; }, /^11: lines 1–10: not what this seal covers/m],
     ['a record moved across a seal', (ls) => { const [l] = ls.splice(2, 1); ls.splice(12, 0, l!); }, /^10: lines 1–9: not what this seal covers.*\n^22: lines 11–21: not what this seal covers/m],
     ['a seal and the records it covered removed', (ls) => { ls.splice(11, 11); }, /^22: seal 2 of chain .* does not follow the seal before it \(seal 0/m],
+    ['a seal\'s signature cut off', (ls) => { ls[21] = ls[21]!.replace(/,"sig":"[^"]+"}$/, '}'); }, /^33: lines 12–32: not what this seal covers \(10 lines sealed, 21 found\)/m],
     ['a seal removed', (ls) => { ls.splice(21, 1); }, /^32: lines 12–31: not what this seal covers/m],
     ['the closing seal removed', (ls) => { ls.pop(); }, /./],
   ];
@@ -138,6 +140,24 @@ describe('audit log seals', () => {
     const file = await writeLog('forged.log', 10, 10, keyOf(forger));
     const r = await verifyAuditFiles([file], cas);
     assert.match(problems(r).join('\n'), /^11: signed by spiffe:\/\/example\.org\/ns\/prod\/sa\/orders that does not chain to the trust bundle given/m);
+  });
+
+  it('refuses a signer certified by a workload\'s own certificate: only a CA vouches, even for a leaf that names no key usage', async () => {
+    // A CA that issues leaves without keyUsage (OpenSSL's checkIssued then lets any of them issue):
+    // the pod holding such a leaf's key makes itself a certificate for another workload.
+    const { key: caKey, alg } = await importSigningKey(ca.keyPem);
+    const caCert = new x509.X509Certificate(ca.certPem);
+    const leafKeys = await generateKeyPair();
+    const leaf = await x509.X509CertificateGenerator.create({
+      serialNumber: '0a01', subject: 'CN=web', issuer: caCert.subject, notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_600_000),
+      signingAlgorithm: alg, publicKey: leafKeys.publicKey, signingKey: caKey,
+      extensions: [new x509.BasicConstraintsExtension(false, undefined, true), new x509.SubjectAlternativeNameExtension([{ type: 'url', value: 'spiffe://example.org/ns/shop/sa/web' }])],
+    });
+    const leafPair = { certPem: leaf.toString('pem'), keyPem: await privateKeyToPem(leafKeys.privateKey) };
+    const minted = await issueCertificate(leafPair, { spiffeId: ID });
+    const key: SealKey = { key: createPrivateKey(minted.keyPem), chain: [new X509Certificate(minted.certPem), new X509Certificate(leafPair.certPem)], principal: ID };
+    const file = await writeLog('minted.log', 5, 10, key);
+    assert.match(problems(await verifyAuditFiles([file], cas)).join('\n'), /that does not chain to the trust bundle given/);
   });
 
   it('refuses a seal whose claimed principal is not the one its certificate names', async () => {
@@ -399,14 +419,15 @@ describe('audit log seals', () => {
     assert.equal(r.files[0]!.sealed, all.length - seals.length);
   });
 
-  it('verifies a log whose writes failed half way (a disk filling up): the broken line is ended and sealed as it is', async () => {
-    const file = join(dir, 'partial.log');
-    // Writes 3 and 5 reach the file in part, then fail; the others go through.
+  for (const [what, failing] of [['records', [3, 5]], ['seal lines', [2, 4]]] as const) {
+  it(`verifies a log whose writes of ${what} failed half way (a disk filling up): the broken line is ended and sealed as it is`, async () => {
+    const file = join(dir, `partial-${failing.join('-')}.log`);
+    // Those writes (a batch of records and its seal alternate) reach the file in part, then fail; the others go through.
     let calls = 0;
     const sink: Sink = {
       write: async (chunks) => {
         const data = Buffer.concat(chunks);
-        if (++calls === 3 || calls === 5) {
+        if ((failing as readonly number[]).includes(++calls)) {
           const written = Math.min(data.length - 1, 150);
           await appendFile(file, data.subarray(0, written));
           throw Object.assign(new Error('no space'), { code: 'ENOSPC', written });
@@ -427,6 +448,8 @@ describe('audit log seals', () => {
     assert.deepEqual(problems(r), []);
     assert.equal(r.chains[0]!.end, 'close');
     assert.equal(r.files[0]!.unsealed, 0);
-    assert.ok(r.lost >= 5, `records cut short or never written are counted lost (${r.lost})`);
+    if (what === 'records') assert.ok(r.lost >= 5, `records cut short or never written are counted lost (${r.lost})`);
+    else assert.ok((await lines(file)).some((l) => l.startsWith('{"event":"seal"') && !l.includes('"sig"')), 'a seal line cut short is in the file');
   });
+  }
 });
