@@ -34,14 +34,17 @@ export interface Seal {
   event: 'seal';
   /** Random per process: the seals of one run of the sidecar. */
   chain: string;
-  /** 0 for the chain's first seal, then +1 each. */
+  /** 0 for the chain's first seal (a run's first), then +1 each. */
   seq: number;
   time: string;
   /** Lines covered: every line since the previous seal line (or the file's start). */
   lines: number;
   /** SHA-256 (base64url) of the covered lines' bytes, newlines included. */
   digest: string;
-  /** SHA-256 (base64url) of the previous seal line, newline included; null for a chain's first. */
+  /**
+   * SHA-256 (base64url) of the previous seal line, newline included. For a chain's first seal,
+   * the last seal line of the file the run appended to (another run's), or null when it had none.
+   */
   prev: string | null;
   /** Records the writer dropped since the previous seal, never written (its backlog was full). */
   dropped: number;
@@ -128,6 +131,15 @@ export class Sealer {
   readonly #key: () => SealKey;
 
   constructor(key: () => SealKey) { this.#key = key; }
+
+  /**
+   * This run appends to a log whose last seal line is `line` (another run's): the first seal
+   * links to it, so a reviewer can tell that no run was removed, inserted or cut back between the
+   * two. Only before the first seal; a stdout log has nothing to read, and its runs start unlinked.
+   */
+  follow(line: Buffer): void {
+    if (this.#seq === 0) this.#prev = sha256(line);
+  }
 
   /** Lines the sink has written, in file order. */
   cover(bytes: Buffer, lines: number): void {

@@ -39,6 +39,8 @@ export interface ChainSummary {
   principals: string[];
   /** How its last seal read ended it: `close` (the sidecar stopped), `rotate`, or null (neither). */
   end: Seal['end'] | null;
+  /** Its first seal links to the last seal of the log the run appended to (a file log; not stdout). */
+  linked: boolean;
 }
 
 export interface VerifyReport {
@@ -160,7 +162,7 @@ class Verifier {
     if (!(t >= Date.parse(signer.cert.validFrom) && t <= Date.parse(signer.cert.validTo))) {
       this.#problem(n, `signed at ${seal.time}, outside its certificate's validity (${signer.cert.validFrom} – ${signer.cert.validTo})`);
     }
-    const orphans = seal.prev === null && kept && seal.lines < covered.lines ? covered.lines - seal.lines : 0;
+    const orphans = seal.seq === 0 && kept && seal.lines < covered.lines ? covered.lines - seal.lines : 0;
     if (orphans > 0 && seal.digest === digestOf(kept!.slice(orphans))) {
       f.sealed += seal.lines;
       const span = `${span2(covered.from, covered.from + orphans - 1)}: before chain ${seal.chain} started, sealed by nothing`;
@@ -187,11 +189,17 @@ class Verifier {
   /** The seal's place in its chain: the one before it, by hash, chain and number. */
   #follow(seal: Seal, n: number): void {
     const last = this.#last;
-    if (seal.prev === null) {
-      if (seal.seq !== 0) this.#problem(n, `seal ${seal.seq} of chain ${seal.chain} claims to start its chain`);
+    if (seal.prev === null && seal.seq !== 0) this.#problem(n, `seal ${seal.seq} of chain ${seal.chain} claims to start its chain`);
+    if (seal.prev === null || seal.seq === 0) {
+      // A run's first seal: linked to the last seal of the file it appended to, or to nothing.
+      if (seal.prev !== null && last === null) {
+        this.report.notes.push(`${this.#file.file}: chain ${seal.chain} (line ${n}) follows a run whose seals are in a file not given; give the older files too to check the link`);
+      } else if (seal.prev !== null && seal.prev !== last!.hash) {
+        this.#problem(n, `chain ${seal.chain} does not follow the seal before it (seal ${last!.seal.seq} of chain ${last!.seal.chain}), the last seal of the log it appended to: a run was removed or inserted, a run's end was cut, or the files are out of order`);
+      }
       this.#again(seal, n);
       if (this.#chain) this.report.chains.push(this.#chain);
-      this.#chain = { chain: seal.chain, firstSeq: seal.seq, lastSeq: seal.seq, principals: [seal.principal], end: seal.end ?? null };
+      this.#chain = { chain: seal.chain, firstSeq: seal.seq, lastSeq: seal.seq, principals: [seal.principal], end: seal.end ?? null, linked: seal.prev !== null };
       return;
     }
     if (last === null) {
@@ -202,7 +210,7 @@ class Verifier {
     if (this.#chain?.chain !== seal.chain) {
       this.#again(seal, n);
       if (this.#chain) this.report.chains.push(this.#chain);
-      this.#chain = { chain: seal.chain, firstSeq: seal.seq, lastSeq: seal.seq, principals: [], end: null };
+      this.#chain = { chain: seal.chain, firstSeq: seal.seq, lastSeq: seal.seq, principals: [], end: null, linked: true };
     }
     this.#chain.lastSeq = seal.seq;
     this.#chain.end = seal.end ?? null;

@@ -64,7 +64,8 @@ function format(r: VerifyReport): string {
   }
   for (const c of r.chains) {
     const end = c.end === 'close' ? 'closed by the sidecar' : c.end === 'rotate' ? 'last seal ends a rotated file' : 'no closing seal (still running, killed, or cut)';
-    out.push(`chain ${c.chain}: seals ${c.firstSeq}–${c.lastSeq}, signed by ${c.principals.join(', ') || '(no verified seal)'}; ${end}`);
+    const start = c.firstSeq > 0 ? '' : c.linked ? ', follows the run before it' : ', starts unlinked (a new file, or stdout)';
+    out.push(`chain ${c.chain}: seals ${c.firstSeq}–${c.lastSeq}${start}, signed by ${c.principals.join(', ') || '(no verified seal)'}; ${end}`);
   }
   out.push(`records the sidecar reported dropped: ${n(r.dropped)}, lost to write errors: ${n(r.lost)}`);
   for (const note of r.notes) out.push(`note: ${note}`);

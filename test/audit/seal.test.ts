@@ -304,6 +304,38 @@ describe('audit log seals', () => {
     assert.equal(r.files[0]!.incompleteLastLine, true);
   });
 
+  it('links each run to the last seal of the file it appends to, and finds a run removed, inserted, or cut back', async () => {
+    const file = join(dir, 'runs.log');
+    const runs: string[][] = [];
+    for (let run = 0; run < 3; run++) {
+      const before = (await readFile(file, 'utf8').catch(() => '')).split('\n').length - 1;
+      const log = await openAuditLog(file, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
+      await writeRecords(log, 12, 5, run * 100);
+      await log.close();
+      runs.push((await lines(file)).slice(before));
+    }
+    const clean = await verifyAuditFiles([file], cas);
+    assert.deepEqual(problems(clean), []);
+    assert.deepEqual(clean.chains.map((c) => c.linked), [false, true, true], 'the first run had no seal to follow');
+    const [a, b, c] = runs as [string[], string[], string[]];
+    const follow = /does not follow the seal before it .*the last seal of the log it appended to/;
+    // Run b removed: c follows a seal that is not before it.
+    await put(file, [...a, ...c]);
+    assert.match(problems(await verifyAuditFiles([file], cas)).join('\n'), follow);
+    // A run of another replica (same identity, its own file) put between b and c.
+    const other = join(dir, 'replica.log');
+    const log = await openAuditLog(other, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
+    await writeRecords(log, 3, 5, 900);
+    await log.close();
+    await put(file, [...a, ...b, ...(await lines(other)), ...c]);
+    assert.match(problems(await verifyAuditFiles([file], cas)).join('\n'), follow);
+    // Run b cut back to a seal (its last records and closing seal gone): c's link shows it.
+    await put(file, [...a, ...b.slice(0, 6), ...c]);
+    assert.match(problems(await verifyAuditFiles([file], cas)).join('\n'), follow);
+    await put(file, [...a, ...b, ...c]);
+    assert.deepEqual(problems(await verifyAuditFiles([file], cas)), []);
+  });
+
   it('finds lines put between a run\'s closing seal and the next run\'s first seal: no killed run leaves them there', async () => {
     const file = await writeLog('two-runs.log', 5, 10);
     const second = await openAuditLog(file, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
