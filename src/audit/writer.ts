@@ -401,11 +401,17 @@ async function fileSink(file: string): Promise<Sink> {
   const st = await fh.stat();
   let lastSeal: Buffer | null = null;
   if (st.isFile() && st.size > 0) {
-    const tail = Buffer.alloc(Math.min(st.size, TAIL_BYTES));
     const r = await open(file, 'r');
-    try { await r.read(tail, 0, tail.length, st.size - tail.length); } finally { await r.close(); }
-    if (tail.at(-1) !== NEWLINE[0]) await fh.write(NEWLINE);
-    lastSeal = lastSealLine(tail);
+    try {
+      // The last seal is nearly always in the last 64 KiB; look further back only when it is not.
+      for (let want = 64 * 1024; ; want *= 4) {
+        const tail = Buffer.alloc(Math.min(st.size, want, TAIL_BYTES));
+        await r.read(tail, 0, tail.length, st.size - tail.length);
+        if (want === 64 * 1024 && tail.at(-1) !== NEWLINE[0]) await fh.write(NEWLINE);
+        lastSeal = lastSealLine(tail);
+        if (lastSeal || tail.length === st.size || tail.length === TAIL_BYTES) break;
+      }
+    } finally { await r.close(); }
   }
   return {
     lastSeal,

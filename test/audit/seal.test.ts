@@ -336,6 +336,21 @@ describe('audit log seals', () => {
     assert.deepEqual(problems(await verifyAuditFiles([file], cas)), []);
   });
 
+  it('links a run to the last seal even when a killed run left more than 64 KiB of lines after it', async () => {
+    const file = join(dir, 'far.log');
+    const first = await openAuditLog(file, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
+    await writeRecords(first, 10, 10);
+    await writeRecords(first, 300, 1000, 10); // ~150 KB, no seal after them
+    await new Promise((r) => setTimeout(r, 50));
+    await (first as unknown as { sink: Sink }).sink.close();
+    const second = await openAuditLog(file, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
+    await writeRecords(second, 5, 10, 1000);
+    await second.close();
+    const r = await verifyAuditFiles([file], cas);
+    assert.deepEqual(problems(r), []);
+    assert.deepEqual(r.chains.map((c) => c.linked), [false, true]);
+  });
+
   it('finds lines put between a run\'s closing seal and the next run\'s first seal: no killed run leaves them there', async () => {
     const file = await writeLog('two-runs.log', 5, 10);
     const second = await openAuditLog(file, { sealer: new Sealer(() => keyOf(workload)), sealIntervalMs: 0 });
