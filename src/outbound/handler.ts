@@ -70,7 +70,13 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
 
   return {
     request(req, res) { handle(req, res, null); },
-    upgrade(req, socket, head) { handle(req, null, { socket, head }); },
+    upgrade(req, socket, head) {
+      // node:http has taken its own error listener off the socket it hands over: a reset read
+      // while the upgrade waits (DNS, the issuer) would be an unhandled 'error' and end the
+      // process. 'close' follows; gone() then sees the socket destroyed.
+      socket.on('error', () => {});
+      handle(req, null, { socket, head });
+    },
   };
 
   function handle(req: IncomingMessage, res: ServerResponse | null, upgrade: Upgrading | null): void {

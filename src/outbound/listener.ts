@@ -76,6 +76,8 @@ function createHttp1Server(rt: Runtime, handle: OutboundHandler['request'], upgr
   cutIdleConnections(server, c.clientIdleTimeoutMs);
   server.on('request', handle);
   const refuseSocket = (socket: Duplex, message: string): void => {
+    // (A CONNECT's socket, like an upgrade's, has lost node:http's error listener.)
+    socket.on('error', () => {});
     refuseRaw(socket, 'bad_request', message, randomUUID());
     rt.metrics.request('outbound', 'deny', 400, 0);
   };

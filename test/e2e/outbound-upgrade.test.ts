@@ -295,6 +295,22 @@ describe('Upgrade requests on the outbound listener', () => {
     assert.match(String(line.reason), /routed by OutboundRoute chat: token for api:\/\/chat with scopes chat\.talk/);
   });
 
+  // Found by hand: node:http takes its error listener off a socket it hands to 'upgrade', so a
+  // reset read while the upgrade waited (DNS, the issuer) was an unhandled 'error': the process exited.
+  it('an app that resets its connection while its upgrade waits for DNS or for a token does not take the sidecar down', async () => {
+    for (let i = 0; i < 20; i++) {
+      const { conn } = i % 2 === 0
+        ? await handshake(`http://127.0.0.2:${plainPort}/chat`, { headers: `x-authproxy-jit: reset-${i}-${Date.now()}\r\n` })
+        : await handshake(`http://reset-${i}-${Date.now()}.invalid:${plainPort}/chat`);
+      (conn.socket as Socket).resetAndDestroy();
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(sidecar.proc.exitCode, null, `the sidecar exited; stderr:\n${sidecar.stderr().slice(-2000)}`);
+    const { conn } = await handshake(`http://127.0.0.2:${plainPort}/chat`);
+    assert.equal((await conn.head()).status, 101);
+    conn.socket.destroy();
+  });
+
   it('no token appears in the sidecar\'s stdout, stderr or audit log', async () => {
     assert.ok(tokensSeen.size >= 1);
     const logs = [sidecar.stdout(), sidecar.stderr(), await readFile(audit, 'utf8')];
