@@ -67,22 +67,25 @@ export function sendHandshake(rt: Runtime, target: HandshakeTarget, method: stri
     rt.metrics.request(target.direction, 'allow', status, (performance.now() - start) / 1000);
   };
   rt.inFlight++;
-  farReq.setTimeout(target.timeoutMs, () => { timedOut = true; farReq.destroy(); });
+  // The whole answer's time, not the socket's idle time: a far side that trickles its answer a
+  // byte at a time would otherwise hold the handshake (and a drain) past the deadline for good.
+  const deadline = setTimeout(() => { timedOut = true; farReq.destroy(); }, target.timeoutMs);
   farReq.once('socket', (s: Socket) => s.once('encrypted' in s ? 'secureConnect' : 'connect', () => { connected = true; }));
   farReq.on('upgrade', (answer: IncomingMessage, far: Socket, head: Buffer) => {
-    far.setTimeout(0);
+    clearTimeout(deadline);
     // node:http's client has let go of the socket; an error on it would otherwise be thrown.
     far.on('error', () => far.destroy());
     settle(on.upgraded(answer, far, head));
   });
   farReq.on('response', (answer: IncomingMessage) => {
-    farReq.setTimeout(0);
+    clearTimeout(deadline);
     settle(answer.statusCode!);
     on.refused(answer);
   });
   // 'close' follows every error (and an abort that raises none), so it answers for all of them.
   farReq.on('error', (e) => { error ??= e; });
   farReq.once('close', () => {
+    clearTimeout(deadline);
     if (settled) return;
     const f = failure();
     settle(ERROR_STATUS[f.code]);

@@ -79,6 +79,13 @@ function wsDestination(server: HttpServer | HttpsServer): Arrival[] {
       return;
     }
     if (path === '/hang') return;
+    if (path === '/trickle') {
+      // An answer that never ends: a byte of one header line every 100 ms.
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nX-Slow: ');
+      const t = setInterval(() => socket.write('a'), 100);
+      socket.on('close', () => clearInterval(t));
+      return;
+    }
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptFor(String(req.headers['sec-websocket-key']))}\r\n\r\n`);
     let buf = head;
     socket.on('data', (d: Buffer) => {
@@ -242,6 +249,19 @@ describe('Upgrade requests on the outbound listener', () => {
     assert.equal(late.status, 504, late.raw);
     assert.equal((JSON.parse(await slow.conn.rest()) as { error: string }).error, 'upstream_timeout');
     assert.ok(Date.now() - started < 3000, 'within the deadline the app gave, not the sidecar\'s default');
+  });
+
+  // Found by hand: the deadline was the socket's idle timeout, so an answer that kept coming never timed out.
+  it('a destination that trickles its answer is cut at the request\'s deadline: 504 upstream_timeout', async () => {
+    const started = Date.now();
+    const { conn } = await handshake(`http://127.0.0.2:${plainPort}/trickle`, { headers: 'x-authproxy-deadline: 600\r\n' });
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([conn.head(), new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('no answer 4 s after a 600 ms deadline')), 4000);
+    })]).finally(() => clearTimeout(timer));
+    assert.equal(late.status, 504, late.raw);
+    assert.equal((JSON.parse(await conn.rest()) as { error: string }).error, 'upstream_timeout');
+    assert.ok(Date.now() - started < 3000);
   });
 
   it('an upgrade addressed to the outbound listener itself is refused with 400 bad_request, audited once', async () => {
