@@ -38,6 +38,9 @@ function refuseGrpc(res: AnyResponse, code: ErrorCode, message: string, requestI
 
 /** The same refusal written on a raw socket (Upgrade requests and parser errors have no ServerResponse). */
 export function refuseRaw(socket: Duplex, code: ErrorCode, message: string, requestId: string): void {
+  // A socket handed to 'upgrade' or 'connect' has lost node:http's error listener: a caller that
+  // reset the connection first would make this write an unhandled 'error', and end the process.
+  socket.on('error', () => {});
   const status = ERROR_STATUS[code];
   const body = errorBody(code, message, requestId);
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\n`

@@ -16,6 +16,9 @@ import { socketFault } from '../http/fault.ts';
 
 export function inboundUpgradeHandler(rt: Runtime, identify: Identify, transport: 'mtls' | 'plaintext'): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   return function upgrade(req, socket, head) {
+    // node:http has taken its own error listener off this socket: a reset read while the bearer
+    // token is checked would be an unhandled 'error' and end the process. 'close' follows.
+    socket.on('error', () => {});
     const token = bearerOf(rt, req);
     if (typeof token !== 'string') { proceed(req, socket, head, token); return; }
     afterBearerCheck(rt, token, () => !socket.destroyed, (bearer) => proceed(req, socket, head, bearer), (e) => socketFault(socket, e));

@@ -173,6 +173,23 @@ describe('HTTP/1.1 Upgrade requests reach the app as a handshake only', () => {
     assert.equal((await waitForAuditLine(audit, (l) => l.requestId === 'upgrade-h2c'))?.decision, 'deny');
   });
 
+  // Found by hand: node:http takes its error listener off a socket it hands to 'upgrade'; a refusal
+  // written after the caller had reset the connection raised an unhandled 'error' and the process exited.
+  it('a caller that resets its connection right behind a refused upgrade does not take the sidecar down', async () => {
+    const head = 'GET /orders HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nAuthorization: Bearer a.b.c\r\n\r\n';
+    await Promise.all(Array.from({ length: 60 }, async (_, i) => {
+      const s = await callers.plaintext!();
+      s.on('error', () => {});
+      s.write(head);
+      await new Promise((r) => setTimeout(r, i % 4));
+      s.resetAndDestroy();
+    }));
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(sidecar.proc.exitCode, null, `the sidecar exited; stderr:\n${sidecar.stderr().slice(-1500)}`);
+    const { answer } = await converse(await callers.plaintext!(), HANDSHAKE('/orders', 'after-resets'), 'app answered /orders');
+    assert.equal(statusOf(answer), 200, answer);
+  });
+
   // RFC 9112 §3.2; the sidecar, undici and the app could each read another one.
   for (const [what, head] of [
     ['a request', 'GET /orders HTTP/1.1\r\nHost: localhost\r\nHost: admin.internal\r\nx-request-id: two-hosts\r\n\r\n'],
