@@ -29,6 +29,8 @@ export interface Config extends TokenSettings {
   readonly auditLog: string | null;
   /** How often the audit log gets a signed seal line (audit/seal.ts); 0 = never. */
   readonly auditSealIntervalMs: number;
+  /** Protocols an HTTP/1.1 Upgrade may ask for, lower-case names; null = any (`*`). Never h2c or HTTP. */
+  readonly upgradeProtocols: ReadonlySet<string> | null;
   readonly issuer: string | null;
   readonly clientId: string | null;
   readonly clientAuth: 'tls_client_auth' | 'private_key_jwt' | 'client_secret_basic';
@@ -83,18 +85,19 @@ export const DEFAULTS = {
   certsDir: 'certs',
   policiesDir: 'policies',
   auditSealInterval: '1s',
+  upgradeProtocols: 'websocket',
 } as const;
 
 /** Raw, unvalidated settings as they come from a file or flags. */
 export type RawConfig = Partial<Record<RawKey, unknown>>;
 type RawKey = TokenKey | 'upstream' | 'listen' | 'plaintextListen' | 'outboundListen' | 'adminListen' | 'cert' | 'key' | 'ca'
-  | 'trustDomain' | 'federate' | 'policies' | 'auditLog' | 'auditSealInterval' | 'issuer' | 'clientId' | 'clientAuth' | 'clientSecretFile'
+  | 'trustDomain' | 'federate' | 'policies' | 'auditLog' | 'auditSealInterval' | 'upgradeProtocols' | 'issuer' | 'clientId' | 'clientAuth' | 'clientSecretFile'
   | 'maxHeaderBytes' | 'maxBodyBytes' | 'drainTimeout' | 'upstreamTimeout' | 'reloadInterval' | 'certsDir'
   | 'maxConnections' | 'headerTimeout' | 'clientIdleTimeout'
   | 'connectTimeout' | 'requestTimeout' | 'maxRetries' | 'retryBudget' | 'retryBudgetFloor';
 
 export const RAW_KEYS: readonly RawKey[] = ['upstream', 'listen', 'plaintextListen', 'outboundListen', 'adminListen',
-  'cert', 'key', 'ca', 'trustDomain', 'federate', 'policies', 'auditLog', 'auditSealInterval', 'issuer', 'clientId', 'clientAuth', 'clientSecretFile',
+  'cert', 'key', 'ca', 'trustDomain', 'federate', 'policies', 'auditLog', 'auditSealInterval', 'upgradeProtocols', 'issuer', 'clientId', 'clientAuth', 'clientSecretFile',
   'maxHeaderBytes', 'maxBodyBytes', 'drainTimeout', 'upstreamTimeout', 'reloadInterval', 'certsDir',
   'maxConnections', 'headerTimeout', 'clientIdleTimeout',
   'connectTimeout', 'requestTimeout', 'maxRetries', 'retryBudget', 'retryBudgetFloor', ...TOKEN_KEYS];
@@ -209,6 +212,7 @@ export function buildConfig(layers: RawConfig[], cwd = process.cwd()): Config {
     cert, key, ca, trustDomains, federations, policies,
     auditLog: path('auditLog'),
     auditSealIntervalMs: parseDuration(raw.auditSealInterval as string ?? DEFAULTS.auditSealInterval, 'auditSealInterval'),
+    upgradeProtocols: parseUpgradeProtocols(raw.upgradeProtocols ?? DEFAULTS.upgradeProtocols),
     issuer: str('issuer'),
     clientId: str('clientId'),
     clientAuth: clientAuth as Config['clientAuth'],
@@ -237,6 +241,20 @@ export function buildConfig(layers: RawConfig[], cwd = process.cwd()): Config {
     throw new ConfigError(`must be longer than upstreamTimeout and requestTimeout (${Math.max(config.upstreamTimeoutMs, config.requestTimeoutMs)} ms)`, { field: 'clientIdleTimeout' });
   }
   return Object.freeze(config);
+}
+
+const PROTOCOL_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+
+/** `websocket`, `websocket,spdy`, or `*` for any; a YAML list works too. h2c and HTTP never. */
+function parseUpgradeProtocols(v: unknown): ReadonlySet<string> | null {
+  const names = (Array.isArray(v) ? v.map(String) : String(v).split(',')).map((n) => n.trim().toLowerCase()).filter(Boolean);
+  if (names.length === 1 && names[0] === '*') return null;
+  if (names.length === 0) throw new ConfigError('names no protocol (websocket, a list, or * for any)', { field: 'upgradeProtocols' });
+  for (const n of names) {
+    if (n === '*' || !PROTOCOL_NAME.test(n)) throw new ConfigError(`'${n}' is not a protocol name (a token such as websocket; * alone for any)`, { field: 'upgradeProtocols' });
+    if (/^(?:h2|http$)/.test(n)) throw new ConfigError(`'${n}' carries HTTP after the 101, past the sidecar, and is never accepted`, { field: 'upgradeProtocols' });
+  }
+  return new Set(names);
 }
 
 function wholeNumber(v: unknown, field: string, min: number): number {

@@ -124,6 +124,27 @@ export function upgradesToH2c(value: string | undefined): boolean {
   return value !== undefined && /(?:^|,)\s*h2c\s*(?:,|$)/i.test(value);
 }
 
+// A protocol that carries HTTP itself after the 101 (h2c and its drafts, h2, HTTP/x): every
+// request on the connection would then pass the sidecar unchecked, so none is ever accepted.
+const CARRIES_HTTP = /^(?:h2|http$)/;
+
+/**
+ * Why an Upgrade request is refused, or null: every protocol it offers must be one of `allowed`
+ * (--upgrade-protocols, names compared without case or version; null = any), and none may carry
+ * HTTP. Envoy, likewise, upgrades only to the types its upgrade_configs name.
+ */
+export function upgradeRefusal(value: string | undefined, allowed: ReadonlySet<string> | null): string | null {
+  const offers = (value ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  if (offers.length === 0) return 'an Upgrade request must name the protocol it upgrades to';
+  for (const offer of offers) {
+    const name = offer.split('/')[0]!.trim().toLowerCase();
+    const shown = JSON.stringify(offer.length > 40 ? `${offer.slice(0, 40)}…` : offer);
+    if (CARRIES_HTTP.test(name)) return `Upgrade: ${shown} is not accepted: after the 101 every request on the connection would pass the sidecar unchecked`;
+    if (allowed !== null && !allowed.has(name)) return `Upgrade: ${shown} is not accepted (--upgrade-protocols: ${[...allowed].join(',')})`;
+  }
+  return null;
+}
+
 /**
  * How much a caller may send ahead of the far side's answer before the sidecar stops reading it
  * (TCP then holds the rest back): enough for a WebSocket client's first frames, not a way to make

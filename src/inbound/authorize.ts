@@ -11,7 +11,7 @@ import { sourceAddress } from './identify.ts';
 import { NO_BEARER, type BearerCheck } from '../tokens/inbound.ts';
 import { isoTime } from '../audit/time.ts';
 import { hasTwoHostLines } from '../http/host-lines.ts';
-import { upgradesToH2c } from '../http/upgrade-handshake.ts';
+import { upgradesToH2c, upgradeRefusal } from '../http/upgrade-handshake.ts';
 
 const LOWER_CASE = /[a-z]/;
 const LOWER_CASE_METHOD = new RequestRefused('bad_request', 'the method has lower-case letters; HTTP methods are case-sensitive and policy rules name them in upper case');
@@ -26,12 +26,18 @@ const H2C_UPGRADE = new RequestRefused('bad_request', 'Upgrade: h2c is not accep
  *   HTTP/2 takes any token);
  * - two Host lines (host-lines.ts);
  * - an h2c upgrade: after the app's 101 the caller would speak HTTP/2 straight to the app, past the
- *   sidecar (the mTLS listener offers h2 by ALPN instead).
+ *   sidecar (the mTLS listener offers h2 by ALPN instead);
+ * - an Upgrade to a protocol --upgrade-protocols does not list, or one that carries HTTP.
  */
-function malformedRequest(req: IncomingMessage, method: string): RequestRefused | null {
+function malformedRequest(req: IncomingMessage, method: string, upgrades: ReadonlySet<string> | null): RequestRefused | null {
   if (LOWER_CASE.test(method)) return LOWER_CASE_METHOD;
   if (hasTwoHostLines(req.rawHeaders)) return TWO_HOSTS;
   if (upgradesToH2c(req.headers.upgrade)) return H2C_UPGRADE;
+  // node:http marks the requests it hands to 'upgrade' (untyped in @types/node).
+  if ((req as { upgrade?: boolean }).upgrade === true) {
+    const why = upgradeRefusal(req.headers.upgrade, upgrades);
+    if (why) return new RequestRefused('bad_request', why);
+  }
   return null;
 }
 
@@ -59,7 +65,7 @@ export interface InboundVerdict {
 export function decide(rt: Runtime, identify: Identify, req: IncomingMessage, bearer: BearerCheck = NO_BEARER, method = req.method ?? 'GET'): InboundVerdict {
   const caller = identify(req);
   if (caller instanceof RequestRefused) return { method, caller: null, decision: null, forwardPath: '', refusal: caller, path: null, bearer };
-  const malformed = malformedRequest(req, method);
+  const malformed = malformedRequest(req, method, rt.config.upgradeProtocols);
   if (malformed !== null) return { method, caller, decision: null, forwardPath: '', refusal: malformed, path: null, bearer };
   let norm;
   try {

@@ -12,7 +12,7 @@ import type { Runtime } from '../runtime/state.ts';
 import { RequestRefused, type ErrorCode } from '../errors.ts';
 import { refuse, refuseRaw } from '../http/refuse.ts';
 import { answerFault, socketFault } from '../http/fault.ts';
-import { relayUpgrade, upgradesToH2c } from '../http/upgrade-handshake.ts';
+import { relayUpgrade, upgradesToH2c, upgradeRefusal } from '../http/upgrade-handshake.ts';
 import { requestIdFrom } from '../http/request-id.ts';
 import { h2HeadersOverLimit, headersTooLargeMessage } from '../http/header-limit.ts';
 import { incomingBudgetMs } from '../forward/deadline.ts';
@@ -67,6 +67,7 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
   const denyUnrouted = rt.config.outboundUnrouted === 'deny';
   const maxHeaderBytes = rt.config.maxHeaderBytes;
   const headersTooLarge = headersTooLargeMessage(maxHeaderBytes);
+  const upgradeProtocols = rt.config.upgradeProtocols;
 
   return {
     request(req, res) { handle(req, res, null); },
@@ -91,7 +92,10 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
     const target = outboundTarget(req);
     if (target instanceof RequestRefused) { refused(call, null, null, target.code, target.message, target.message); return; }
     if (loop.cameBack(req.headers)) { refused(call, target, null, 'bad_request', CAME_BACK, CAME_BACK); return; }
-    if (upgrade !== null && upgradesToH2c(req.headers.upgrade)) { refused(call, target, null, 'bad_request', H2C_UPGRADE, H2C_UPGRADE); return; }
+    if (upgrade !== null) {
+      const why = upgradesToH2c(req.headers.upgrade) ? H2C_UPGRADE : upgradeRefusal(req.headers.upgrade, upgradeProtocols);
+      if (why) { refused(call, target, null, 'bad_request', why, why); return; }
+    }
     const route = routeTableFor(rt.policy, rt.tokens).lookup(target.host);
     if (route === null && denyUnrouted) {
       const msg = `no OutboundRoute for ${target.host}, and unrouted destinations are refused (--outbound-unrouted deny)`;

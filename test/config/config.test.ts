@@ -77,6 +77,17 @@ describe('configuration', () => {
     assert.throws(() => buildConfig([{ upstream: 'http://127.0.0.1:1', clientAuth: 'password' }]), (e: ConfigError) => e.field === 'clientAuth');
   });
 
+  it('reads --upgrade-protocols as lower-case names (websocket by default, * for any) and refuses h2c, HTTP and non-tokens', () => {
+    const base = { upstream: 'http://127.0.0.1:3000' };
+    assert.deepEqual([...buildConfig([base]).upgradeProtocols!], ['websocket']);
+    assert.deepEqual([...buildConfig([{ ...base, upgradeProtocols: 'WebSocket, spdy' }]).upgradeProtocols!], ['websocket', 'spdy']);
+    assert.deepEqual([...buildConfig([{ ...base, upgradeProtocols: ['websocket', 'spdy'] }]).upgradeProtocols!], ['websocket', 'spdy']);
+    assert.equal(buildConfig([{ ...base, upgradeProtocols: '*' }]).upgradeProtocols, null);
+    for (const bad of ['h2c', 'websocket,h2', 'HTTP', '', 'web socket', '*,websocket']) {
+      assert.throws(() => buildConfig([{ ...base, upgradeProtocols: bad }]), (e: ConfigError) => e.field === 'upgradeProtocols', bad);
+    }
+  });
+
   it('refuses an unknown flag', () => {
     assert.throws(() => parseRunFlags(['--upstrem', 'x']), ConfigError);
   });

@@ -110,7 +110,7 @@ describe('Upgrade requests on the outbound listener', () => {
   before(async () => {
     fixture = await startOutboundFixture({
       name: 'outbound-upgrade', policies: { 'routes.yaml': POLICIES }, issuer: issuerFor,
-      sidecarArgs: (f) => ['--audit-log', join(f.work, 'audit.log')],
+      sidecarArgs: (f) => ['--audit-log', join(f.work, 'audit.log'), '--upgrade-protocols', 'websocket,spdy'],
     });
     sidecar = fixture.sidecar;
     audit = join(fixture.work, 'audit.log');
@@ -283,6 +283,34 @@ describe('Upgrade requests on the outbound listener', () => {
     assert.equal(answer.status, 400, answer.raw);
     assert.match(await conn.rest(), /Upgrade: h2c is not accepted/);
     assert.equal(plain.length, before);
+  });
+
+  // Envoy upgrades only to the types its upgrade_configs name; --upgrade-protocols is that list.
+  it('upgrades only to protocols --upgrade-protocols lists, and never to one that carries HTTP, listed or not', async () => {
+    const ask = async (offer: string): Promise<{ status: number; body: string }> => {
+      const socket = connect(sidecar.outboundPort, '127.0.0.1');
+      await once(socket, 'connect');
+      const conn = new Received(socket);
+      socket.write(`GET http://127.0.0.2:${plainPort}/proto HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ${offer}\r\n\r\n`);
+      const answer = await conn.head();
+      const body = answer.status === 400 ? await conn.rest() : '';
+      socket.destroy();
+      return { status: answer.status, body };
+    };
+    const before = plain.length;
+    for (const offer of ['foo', 'websocket, foo']) {
+      const r = await ask(offer);
+      assert.equal(r.status, 400, offer);
+      assert.match(r.body, /is not accepted \(--upgrade-protocols: websocket,spdy\)/);
+    }
+    for (const offer of ['h2c-14', 'HTTP/2.0', 'h2']) {
+      const r = await ask(offer);
+      assert.equal(r.status, 400, offer);
+      assert.match(r.body, /every request on the connection would pass the sidecar unchecked/);
+    }
+    assert.equal(plain.length, before, 'none reached the destination');
+    await ask('SPDY/3.1');
+    assert.equal(plain.length, before + 1, 'a listed protocol, any case and version, goes to the destination');
   });
 
   // docs/outbound.md §7: what an HTTP/2 app gets, unchanged by HTTP/1.1 upgrades.

@@ -173,6 +173,18 @@ describe('HTTP/1.1 Upgrade requests reach the app as a handshake only', () => {
     assert.equal((await waitForAuditLine(audit, (l) => l.requestId === 'upgrade-h2c'))?.decision, 'deny');
   });
 
+  it('refuses, by default, an Upgrade to anything but websocket, and to anything that carries HTTP: 400 before the app sees it', async () => {
+    const before = app.saw.length;
+    for (const [offer, why] of [['spdy/3.1', /is not accepted \(--upgrade-protocols: websocket\)/], ['HTTP/2.0', /would pass the sidecar unchecked/], ['websocket, h2c-14', /would pass the sidecar unchecked/]] as const) {
+      const head = `GET /orders HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: ${offer}\r\nx-request-id: proto-${offer.length}\r\n\r\n`;
+      const { answer } = await converse(await callers.mTLS!(), head, 'bad_request');
+      assert.equal(statusOf(answer), 400, answer);
+      assert.match(answer, why);
+      assert.equal((await waitForAuditLine(audit, (l) => l.requestId === `proto-${offer.length}`))?.decision, 'deny');
+    }
+    assert.equal(app.saw.length, before);
+  });
+
   // Found by hand: node:http takes its error listener off a socket it hands to 'upgrade'; a refusal
   // written after the caller had reset the connection raised an unhandled 'error' and the process exited.
   it('a caller that resets its connection right behind a refused upgrade does not take the sidecar down', async () => {
