@@ -4,6 +4,7 @@ import type { ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { ERROR_STATUS, errorBody, type ErrorCode } from '../errors.ts';
+import { LINGER_MS } from './linger.ts';
 import { STATUS_CODES } from './node-http.ts';
 import { GRPC_STATUS_FOR, grpcMessage, isGrpc } from './grpc.ts';
 
@@ -45,4 +46,10 @@ export function refuseRaw(socket: Duplex, code: ErrorCode, message: string, requ
   const body = errorBody(code, message, requestId);
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\n`
     + `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`);
+  // Such a socket is outside node:http's timeouts, and end() only shuts our side: a caller that
+  // never closes its own would hold it for good. What it still sends is read and dropped (the
+  // lingering close of linger.ts, so it reads its answer, not a reset) for at most LINGER_MS.
+  socket.resume();
+  const cut = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  socket.once('close', () => clearTimeout(cut));
 }

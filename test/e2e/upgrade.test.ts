@@ -185,6 +185,29 @@ describe('HTTP/1.1 Upgrade requests reach the app as a handshake only', () => {
     assert.equal(app.saw.length, before);
   });
 
+  // Found by a review: such a socket is outside node:http's timeouts, and end() shuts only our side.
+  it('closes a refused upgrade\'s connection that the caller keeps open, within the lingering close\'s 5 s', async () => {
+    // allowHalfOpen: the caller keeps its side open after the sidecar's FIN, and never closes it.
+    const socket = tcpConnect({ port: plaintextPort, host: '127.0.0.1', allowHalfOpen: true });
+    await once(socket, 'connect');
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (d: string) => { answer += d; });
+    const ended = once(socket, 'end');
+    socket.write('GET /orders HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
+    await ended;
+    assert.equal(statusOf(answer), 400, answer);
+    socket.write('still here');
+    await new Promise((r) => setTimeout(r, 6000));
+    // Once the sidecar has let the connection go, what the caller sends is answered with a reset.
+    const failed = new Promise<string>((resolve) => { socket.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error')); });
+    const outcome = await Promise.race([failed, (async () => {
+      for (let i = 0; i < 20; i++) { socket.write('x'); await new Promise((r) => setTimeout(r, 50)); }
+      return 'still open';
+    })()]);
+    socket.destroy();
+    assert.match(outcome, /^(?:ECONNRESET|EPIPE)$/);
+  });
+
   // Found by hand: node:http takes its error listener off a socket it hands to 'upgrade'; a refusal
   // written after the caller had reset the connection raised an unhandled 'error' and the process exited.
   it('a caller that resets its connection right behind a refused upgrade does not take the sidecar down', async () => {
