@@ -102,10 +102,12 @@ describe('token refresh ahead and issuer outage', () => {
 describe('refresh ahead of a short-lived token with the default clock skew and refresh fraction', () => {
   let fixture: OutboundFixture;
   before(async () => {
-    // 6 s tokens: the 30 s skew is capped at half the lifetime, so each is usable for about 3 s.
+    // 16 s tokens: the 30 s skew is capped at half the lifetime, so each is usable for about 8 s,
+    // and the refresh-ahead window before that is over a second wide. With 6 s tokens it was 0.6 s,
+    // and on a loaded host (the whole suite on two cores) no sample fell in it: a second miss.
     fixture = await startOutboundFixture({
       name: 'refresh-default', policies: POLICIES,
-      issuer: (pki, work) => issuerWithTtl(pki, work, '6s'),
+      issuer: (pki, work) => issuerWithTtl(pki, work, '16s'),
       sidecarArgs: () => ['--client-auth', 'private_key_jwt'],
     });
   });
@@ -117,7 +119,7 @@ describe('refresh ahead of a short-lived token with the default clock skew and r
     const samples: Sample[] = [await sample()];
     const first = samples[0]!.token;
     assert.ok(first);
-    while (samples.at(-1)!.token === first && Date.now() - samples[0]!.at < 8000) { await sleep(100); samples.push(await sample()); }
+    while (samples.at(-1)!.token === first && Date.now() - samples[0]!.at < 16_000) { await sleep(100); samples.push(await sample()); }
     assert.ok(samples.every((s) => s.status === 200), JSON.stringify(samples.filter((s) => s.status !== 200)));
     assert.notEqual(samples.at(-1)!.token, first, 'a new token arrived');
     assert.equal(issuer.issued(), 2);
