@@ -34,7 +34,7 @@ export function outboundPending(): string | null {
   return existsSync(join(REPO, 'src/outbound')) ? null : 'pending: outbound listener';
 }
 
-function route(name: string, tls: 'none' | 'mtls', token: boolean): string {
+export function route(name: string, tls: 'none' | 'mtls', token: boolean): string {
   return `apiVersion: authproxy.dev/v1
 kind: OutboundRoute
 metadata: { name: ${name} }

@@ -20,9 +20,11 @@ export async function startByteRelay(target: { host: string; port: number }): Pr
   const open = new Set<Socket>();
   // allowHalfOpen on both legs: a FIN from one side is passed on (pipe ends the other leg) instead of
   // closing the whole connection, so the relay behaves like the direct connection it stands in for.
-  const server = createServer({ allowHalfOpen: true }, (client) => {
+  // noDelay on both legs: with Nagle, each small write waited for the peer's delayed ACK (~25 ms
+  // a request in a test that sends requests one after another).
+  const server = createServer({ allowHalfOpen: true, noDelay: true }, (client) => {
     connections++;
-    const upstream = connect({ host: target.host, port: target.port, allowHalfOpen: true });
+    const upstream = connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
     const teardown = (): void => { client.destroy(); upstream.destroy(); };
     for (const s of [client, upstream]) {
       open.add(s);

@@ -11,13 +11,13 @@
 // concurrent streams ended with UND_ERR_RES_CONTENT_LENGTH_MISMATCH and zero body bytes read
 // (undici 8.12.4; node:http2 against the same server: 10 000 of 10 000 intact). It also creates
 // its sessions itself, with no way to size the HPACK encoder table, which large tokens need.
-import { connect as http2Connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as H2Headers, type OutgoingHttpHeaders } from 'node:http2';
+import { connect as http2Connect, constants, sensitiveHeaders, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as H2Headers, type OutgoingHttpHeaders } from 'node:http2';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { connect as netConnect, isIP, type LookupFunction, type Socket } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { H2_HEADER_TABLE_BYTES, H2_MAX_SESSION_MEMORY_MB, isPseudoHeader } from '../http/h2.ts';
+import { H2_HEADER_TABLE_BYTES, H2_MAX_SESSION_MEMORY_MB, NEVER_INDEXED, isPseudoHeader } from '../http/h2.ts';
 import { forwardableTrailers } from '../http/trailers.ts';
 
 export interface H2DispatcherOptions {
@@ -300,6 +300,7 @@ function requestHeaders(opts: Dispatcher.DispatchOptions): OutgoingHttpHeaders {
   const url = new URL(String(opts.origin));
   const out: OutgoingHttpHeaders = {
     ':method': opts.method, ':path': opts.path, ':scheme': url.protocol === 'https:' ? 'https' : 'http', ':authority': url.host,
+    [sensitiveHeaders]: NEVER_INDEXED,
   };
   const flat = opts.headers as string[] | null | undefined;
   if (!Array.isArray(flat)) return out;

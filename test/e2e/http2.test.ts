@@ -206,42 +206,65 @@ describe('HTTP/2 on the hop to a peer', () => {
 });
 
 describe('HPACK between sidecars', () => {
-  it('sends a repeated 16 KB header once per connection and then refers to it, except authorization, which is never indexed', async () => {
-    const pki = await makePki();
-    const app = await startApp();
+  let pki: TestPki; let app: TestApp; let a: Sidecar; let b: Sidecar;
+  let relay: Awaited<ReturnType<typeof startByteRelay>>; let agent: HttpAgent;
+  const dirs: string[] = [];
+  const big = 'T'.repeat(16 * 1024);
+  /** Sends one request through A (to B behind the byte relay) and returns the bytes A sent for it. */
+  const send = async (header: string): Promise<number> => {
+    const before = relay.bytesUp();
+    const r = await viaProxy(a.outboundPort, `http://localhost:${relay.port}/orders/1`, { headers: { [header]: big }, agent });
+    assert.equal(r.status, 200, r.body);
+    return relay.bytesUp() - before;
+  };
+
+  before(async () => {
+    pki = await makePki();
+    app = await startApp();
     const bCert = await pki.issue('peer', { spiffeId: 'spiffe://example.org/ns/prod/sa/peer', dnsNames: ['localhost'] });
     const bPolicies = await policyDir({ 'orders.yaml': TEST_POLICY.replace('spiffe://example.org/ns/billing/sa/*', SERVER_ID) });
     const aRoutes = await policyDir({ 'routes.yaml': PEER_ROUTE });
+    dirs.push(bPolicies, aRoutes);
     const common = ['--ca', pki.ca, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'];
-    const b = await startSidecar(['--upstream', app.upstream, '--cert', bCert.cert, '--key', bCert.key, ...common, '--policies', bPolicies]);
-    const relay = await startByteRelay({ host: '127.0.0.1', port: b.inboundPort });
-    const a = await startSidecar(['--upstream', 'http://127.0.0.1:9', '--cert', pki.server.cert, '--key', pki.server.key, ...common, '--policies', aRoutes]);
-    const agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
-    const big = 'T'.repeat(16 * 1024);
+    b = await startSidecar(['--upstream', app.upstream, '--cert', bCert.cert, '--key', bCert.key, ...common, '--policies', bPolicies]);
+    relay = await startByteRelay({ host: '127.0.0.1', port: b.inboundPort });
+    a = await startSidecar(['--upstream', 'http://127.0.0.1:9', '--cert', pki.server.cert, '--key', pki.server.key, ...common, '--policies', aRoutes]);
+    agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
+  });
+
+  after(async () => {
+    agent.destroy();
+    await a.stop(); await relay.close(); await b.stop(); await app.close();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+    await pki.cleanup();
+  });
+
+  it('sends a repeated 16 KB header once per connection and then refers to it, except authorization, which is never indexed', async () => {
     /** Bytes A sent to B per request over `n` requests after a warm-up one, with `header` carrying the 16 KB value. */
     const perRequest = async (header: string, n: number): Promise<number> => {
-      const send = async (): Promise<void> => {
-        const r = await viaProxy(a.outboundPort, `http://localhost:${relay.port}/orders/1`, { headers: { [header]: big }, agent });
-        assert.equal(r.status, 200, r.body);
-      };
-      await send();
-      const before = relay.bytesUp();
-      for (let i = 0; i < n; i++) await send();
-      return (relay.bytesUp() - before) / n;
+      await send(header);
+      let bytes = 0;
+      for (let i = 0; i < n; i++) bytes += await send(header);
+      return bytes / n;
     };
-    try {
-      const named = await perRequest('x-large-claims', 10);
-      assert.ok(named < 2048, `a repeated 16 KB header costs ${named} bytes per request once indexed`);
-      const auth = await perRequest('authorization', 10);
-      assert.ok(auth > 8192, `authorization is sent literally (Huffman-coded) each time: ${auth} bytes per request`);
-      assert.equal(relay.connections(), 1, 'one HTTP/2 connection carried every request');
-      assert.equal(app.seen.at(-1)?.headers['x-large-claims'], undefined);
-      assert.equal(app.seen.at(-1)?.headers.authorization, big);
-    } finally {
-      agent.destroy();
-      await a.stop(); await relay.close(); await b.stop(); await app.close();
-      for (const d of [bPolicies, aRoutes]) await rm(d, { recursive: true, force: true });
-      await pki.cleanup();
-    }
+    const named = await perRequest('x-large-claims', 10);
+    assert.ok(named < 2048, `a repeated 16 KB header costs ${named} bytes per request once indexed`);
+    const auth = await perRequest('authorization', 10);
+    assert.ok(auth > 8192, `authorization is sent literally (Huffman-coded) each time: ${auth} bytes per request`);
+    assert.equal(relay.connections(), 1, 'one HTTP/2 connection carried every request');
+    assert.equal(app.seen.at(-1)?.headers['x-large-claims'], undefined);
+    assert.equal(app.seen.at(-1)?.headers.authorization, big);
+  });
+
+  it('keeps the 16 KB header indexed for good: the request id and deadline, new on every request, are sent never-indexed and evict nothing', async () => {
+    // Indexed, each request's x-request-id and x-authproxy-deadline (~140 bytes of table) pushed
+    // the oldest entry out of the 64 KiB table: the token, sent again every ~350 requests.
+    const header = 'x-mesh-claims';
+    await send(header);
+    const resent: number[] = [];
+    for (let i = 1; i <= 1000; i++) if (await send(header) > 8192) resent.push(i);
+    assert.deepEqual(resent, [], `the 16 KB value was sent again on requests ${resent.join(', ')}`);
+    assert.equal(relay.connections(), 1, 'one HTTP/2 connection carried every request');
+    assert.equal(app.seen.at(-1)?.headers['x-mesh-claims'], big);
   });
 });
