@@ -4,10 +4,11 @@
 // apart, over several rounds, so a change to one side can be judged (bench/FINDINGS.md, "The
 // sidecar → sidecar hop").
 //
-// Run: node_modules/.bin/node bench/probes/sidecar-pair-cost.ts [--rounds N] [--perf FILE] [--cpu-prof DIR]
-// Each round: 3 s of warm-up, then 6 s of 50 keep-alive connections, closed loop, measured.
+// Run: node_modules/.bin/node bench/probes/sidecar-pair-cost.ts [--rounds N] [--perf FILE] [--cpu-prof DIR] [--node-options=OPTS]
+// After 6 s of warm-up, each round: 6 s of 50 keep-alive connections, closed loop, measured.
 // --perf records sidecar A with `perf record -e cpu-clock -g` during the first measured round, which
-// reads slower for it (linux-perf; read with perf report -i FILE); --cpu-prof writes both sidecars' V8 profiles.
+// reads slower for it (linux-perf; read with perf report -i FILE); --cpu-prof writes both sidecars' V8 profiles;
+// --node-options adds to the production Node options of both (a runtime flag or an --import to try).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -20,7 +21,7 @@ import { CLIENT_ID, policyDir, route, startIssuerProcess } from '../lib/outbound
 import { PRODUCTION_NODE_OPTIONS } from '../../src/runtime/node-options.ts';
 import type { LoadTarget, SaturateResult } from '../loadgen.ts';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, perf: { type: 'string' }, 'cpu-prof': { type: 'string' } } });
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, perf: { type: 'string' }, 'cpu-prof': { type: 'string' }, 'node-options': { type: 'string' } } });
 const rounds = Number(values.rounds);
 const cpu = cpuPlan();
 const work = await mkdtemp(join(tmpdir(), 'authproxy-pair-'));
@@ -30,7 +31,8 @@ const app = await firstJsonLine<{ port: number; socketPath: string }>(appProc);
 const ctx: Context = { pki, app: { ...app, pid: appProc.pid! }, cpu, work };
 const issuer = await startIssuerProcess(ctx);
 const profDir = values['cpu-prof'];
-const env = profDir ? { NODE_OPTIONS: `${PRODUCTION_NODE_OPTIONS} --cpu-prof --cpu-prof-dir=${profDir}` } : {};
+const nodeOptions = [PRODUCTION_NODE_OPTIONS, values['node-options'] ?? '', profDir ? `--cpu-prof --cpu-prof-dir=${profDir}` : ''].filter(Boolean).join(' ');
+const env = { NODE_OPTIONS: nodeOptions };
 const start = async (): Promise<[Awaited<ReturnType<typeof startAuthproxy>>, Awaited<ReturnType<typeof startAuthproxy>>]> => {
   const b = await startAuthproxy(ctx, { upstream: 'tcp', label: 'b', env });
   const a = await startAuthproxy(ctx, {
@@ -46,7 +48,7 @@ try {
   const target: LoadTarget = { kind: 'http', host: '127.0.0.1', port: a.outboundPort, hostHeader: `localhost:${b.inboundPort}` };
   const saturate = (ms: number, warmupMs: number): Promise<SaturateResult> => runLoadgen<SaturateResult>({
     mode: 'saturate', target, path: '/orders/123', bodyBytes: 1024, connections: 50, warmupMs, durationMs: ms }, cpu.loadCpu);
-  await saturate(3000, 0);
+  await saturate(6000, 0);
   for (let i = 0; i < rounds; i++) {
     const perf = i === 0 && values.perf
       ? spawn('perf', ['record', '-e', 'cpu-clock', '-g', '-o', values.perf, '-p', processTree(a.pid).join(','), '--', 'sleep', '5'], { stdio: 'ignore' })
