@@ -12,7 +12,7 @@ import type { Dispatcher } from 'undici';
 import { Pool } from './undici.ts';
 import type { Upstream as UpstreamTarget } from '../config/address.ts';
 import { connectionTokens, isConnectionField } from '../http/hop-by-hop.ts';
-import { BodyNotReceived, DeadlineExceeded, classifyUpstreamError } from './errors.ts';
+import { BodyNotReceived, DeadlineExceeded, classifyUpstreamError, type TlsFailure } from './errors.ts';
 import { backoffMs, isRetryable, type RetryBudget } from './retry.ts';
 import { formatGrpcTimeout } from './deadline.ts';
 import { H2Dispatcher, type H2DispatchOptions } from './h2-dispatcher.ts';
@@ -43,8 +43,8 @@ export interface ForwardCall {
   grpcTimeoutValueAt: number;
   /** A body already read in full (a chunked body checked against --max-body-bytes). */
   bufferedBody?: Buffer | undefined;
-  /** A failure before any response byte: the caller writes the refusal. */
-  onError(code: ErrorCode, message: string): void;
+  /** A failure before any response byte: the caller writes the refusal (`tls`: why a TLS hop failed). */
+  onError(code: ErrorCode, message: string, tls?: TlsFailure): void;
   onSettled(o: ForwardOutcome): void;
 }
 
@@ -251,7 +251,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
 
   private fail(err: Error): void {
     const failure = classifyUpstreamError(err);
-    this.call.onError(failure.code, failure.message);
+    this.call.onError(failure.code, failure.message, failure.tls);
     this.settle(failure);
   }
 

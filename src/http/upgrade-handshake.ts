@@ -16,7 +16,7 @@ import { request } from './node-http.ts';
 import { connectionTokens, isConnectionField } from './hop-by-hop.ts';
 import { refuseRaw } from './refuse.ts';
 import { ERROR_STATUS, type ErrorCode } from '../errors.ts';
-import { classifyUpstreamError } from '../forward/errors.ts';
+import { classifyUpstreamError, type TlsFailure } from '../forward/errors.ts';
 import type { Runtime } from '../runtime/state.ts';
 
 export type HandshakeFailure = Extract<ErrorCode, 'upstream_unavailable' | 'upstream_timeout' | 'boundary_violation'>;
@@ -35,6 +35,8 @@ export interface HandshakeTarget {
   connect: { host: string; port: number } | { socketPath: string } | { createConnection: () => Socket };
   /** No answer within this: upstream_timeout. */
   timeoutMs: number;
+  /** What a failed TLS connection's message adds (the outbound listener's: why TLS, checked against what). */
+  tlsHint?: (kind: TlsFailure) => string;
 }
 
 export interface HandshakeAnswer {
@@ -101,7 +103,8 @@ export function sendHandshake(rt: Runtime, target: HandshakeTarget, method: stri
     // Connecting failed (refused, a connect timeout, TLS verification, an address outside every
     // boundary): read as the forwarder reads it, so an upgrade fails with a request's code.
     const c = classifyUpstreamError(error);
-    return { code: c.code as HandshakeFailure, message: c.message.replace('the app', target.name) };
+    const hint = c.tls !== undefined && target.tlsHint ? target.tlsHint(c.tls) : '';
+    return { code: c.code as HandshakeFailure, message: c.message.replace('the app', target.name) + hint };
   }
 }
 

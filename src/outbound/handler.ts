@@ -25,6 +25,7 @@ import { carriageFor, defaultPort, type Carriage } from './transport.ts';
 import type { DestinationClassifier } from '../boundary/classify.ts';
 import { destinationHeaders, withUpgrade, type DestinationHeaders } from './headers.ts';
 import { outboundAuditRecord } from './audit.ts';
+import { tlsFailureHint } from './tls-failure.ts';
 import type { OutboundAgents } from './agents.ts';
 import { HOP_HEADER, type LoopGuard } from './loop.ts';
 
@@ -191,7 +192,8 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
       req, res, path: target.path, headers: h.headers, deadlineAt: call.deadlineAt,
       deadlineValueAt: h.deadlineValueAt, grpcTimeoutValueAt: h.grpcTimeoutValueAt,
       // The forwarder's messages speak of "the app"; on this path the far side is the destination.
-      onError: (code, message) => refuse(res, code, message.replace('the app', `destination ${destination}`), requestId),
+      onError: (code, message, tls) => refuse(res, code,
+        message.replace('the app', `destination ${destination}`) + (tls ? tlsFailureHint(tls, route, carriage.trust) : ''), requestId),
       onSettled: (outcome) => {
         rt.inFlight--;
         rt.metrics.request('outbound', 'allow', outcome.status, (performance.now() - start) / 1000);
@@ -211,6 +213,7 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
       direction: 'outbound',
       connect: { createConnection: () => fwd.agents.upgradeConnection(hop.carriage, hop.target.host, hop.port) },
       timeoutMs: Math.max(1, call.deadlineAt - Date.now()),
+      tlsHint: (kind) => tlsFailureHint(kind, hop.route, hop.carriage.trust),
     }, { method: req.method ?? 'GET', path: hop.target.path, headers, requestId: call.requestId });
   }
 

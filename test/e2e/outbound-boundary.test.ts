@@ -62,12 +62,13 @@ describe('outbound trust boundaries and TLS origination', () => {
   const servers: Array<HttpServer | HttpsServer> = [];
   let insidePort: number; let outsidePort: number; let foreignPort: number; let systemOnlyPort: number; let bundleOnlyPort: number; let localhostPort: number;
 
+  const record = (tls: boolean) => (req: IncomingMessage, res: ServerResponse): void => {
+    seen.push({ tls, url: req.url ?? '' });
+    res.end(JSON.stringify({ tls, authorization: req.headers.authorization ?? null }));
+  };
+
   before(async () => {
     pki = await makePki(); app = await startApp();
-    const record = (tls: boolean) => (req: IncomingMessage, res: ServerResponse): void => {
-      seen.push({ tls, url: req.url ?? '' });
-      res.end(JSON.stringify({ tls, authorization: req.headers.authorization ?? null }));
-    };
     // Inside, plain HTTP only.
     const inside = createHttp(record(false)); servers.push(inside);
     insidePort = await listen(inside, '127.0.0.2');
@@ -116,13 +117,30 @@ describe('outbound trust boundaries and TLS origination', () => {
     const before = seen.length;
     const r = await viaProxy(sidecar.outboundPort, `http://127.0.0.3:${foreignPort}/foreign`);
     assert.equal(r.status, 502);
-    assert.equal((JSON.parse(r.body) as { error: string }).error, 'upstream_unavailable');
+    const refusal = JSON.parse(r.body) as { error: string; message: string };
+    assert.equal(refusal.error, 'upstream_unavailable');
+    assert.match(refusal.message, new RegExp(`^destination 127\\.0\\.0\\.3:${foreignPort}'s certificate was not accepted \\((UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)\\); `
+      + `checked against the system's root CAs and the mesh trust bundle \\(--ca\\) \\(no OutboundRoute\\)$`));
     assert.equal(seen.length, before);
+  });
+
+  it('tells a plain-HTTP destination outside every boundary apart: 502 saying it does not speak TLS and that a TrustBoundary would let it go plain', async () => {
+    const plain = createHttp(record(false)); servers.push(plain);
+    const port = await listen(plain, '127.0.0.3');
+    const before = seen.length;
+    const r = await viaProxy(sidecar.outboundPort, `http://127.0.0.3:${port}/plain-outside`);
+    assert.equal(r.status, 502, r.body);
+    const refusal = JSON.parse(r.body) as { error: string; message: string };
+    assert.equal(refusal.error, 'upstream_unavailable');
+    assert.match(refusal.message, /^destination 127\.0\.0\.3:\d+ does not speak TLS there: its answer to the TLS handshake was not TLS \(ERR_SSL_WRONG_VERSION_NUMBER\); the sidecar originates TLS to hosts outside every TrustBoundary \(no OutboundRoute, tls: auto\)/);
+    assert.match(refusal.message, /a TrustBoundary that covers this host sends it plain HTTP$/);
+    assert.equal(seen.length, before, 'the plain server answered the handshake bytes with a 400, never a request');
   });
 
   it('verifies against the system roots or the trust bundle as the route says', async () => {
     const system = await viaProxy(sidecar.outboundPort, `http://127.0.0.4:${systemOnlyPort}/sys`);
     assert.equal(system.status, 502, 'a mesh-CA certificate is not trusted by trust: system');
+    assert.match((JSON.parse(system.body) as { message: string }).message, /checked against the system's root CAs only \(OutboundRoute system-roots-only\)$/);
     const bundle = await viaProxy(sidecar.outboundPort, `http://127.0.0.5:${bundleOnlyPort}/bun`);
     assert.equal(bundle.status, 200);
     assert.equal((JSON.parse(bundle.body) as Seen).tls, true);

@@ -251,6 +251,17 @@ describe('Upgrade requests on the outbound listener', () => {
     assert.ok(Date.now() - started < 3000, 'within the deadline the app gave, not the sidecar\'s default');
   });
 
+  it('a destination that does not speak the TLS its route asks for: 502 saying so and naming the route', async () => {
+    const plainOutside = createHttp(); servers.push(plainOutside);
+    const port = await listen(plainOutside, '127.0.0.3');
+    const { conn } = await handshake(`http://127.0.0.3:${port}/feed`, { id: 'ws-not-tls' });
+    const answer = await conn.head();
+    assert.equal(answer.status, 502, answer.raw);
+    const body = JSON.parse(await conn.rest()) as { error: string; message: string };
+    assert.equal(body.error, 'upstream_unavailable');
+    assert.equal(body.message, `destination 127.0.0.3:${port} does not speak TLS there: its answer to the TLS handshake was not TLS (EPROTO, wrong version number); OutboundRoute feed says tls: mtls`);
+  });
+
   // Found by hand: the deadline was the socket's idle timeout, so an answer that kept coming never timed out.
   it('a destination that trickles its answer is cut at the request\'s deadline: 504 upstream_timeout', async () => {
     const started = Date.now();
