@@ -9,13 +9,15 @@ import type { Http2ServerRequest } from 'node:http2';
 export const H2_HEADER_TABLE_BYTES = 65_536;
 
 /**
- * Request headers whose value is new on every request, sent as never-indexed literals (RFC 7541
- * §6.2.3). nghttp2 indexes every other field it may, and the table is FIFO: indexed, each request's
+ * Request headers whose value changes from request to request (an id, the time left), sent as
+ * never-indexed literals (RFC 7541 §6.2.3). nghttp2 indexes every other field it may, and the table is FIFO: indexed, each request's
  * id and deadline (~140 bytes of table) pushed the oldest entry out, and the oldest is the token,
  * which was then sent in full again every ~350 requests on a busy hop. Indexing a value that never
  * repeats also cost the encoder a table insert and a search along the same name's ever longer
  * chain of entries (memcmp under nghttp2_frame_pack_headers: ~7% of the outbound sidecar's CPU at
- * saturation, perf, 2026-11-24). Lowercase, as node:http2 compares them.
+ * saturation, perf, 2026-11-24). The price: a deadline that repeats (a fast hop often sends the same
+ * few values) is no longer a one-byte index, 25–72 bytes a request more on the wire in the benchmark.
+ * Lowercase, as node:http2 compares them.
  */
 export const NEVER_INDEXED: readonly string[] = Object.freeze(['x-request-id', 'x-authproxy-deadline', 'grpc-timeout',
   'traceparent', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid']);
