@@ -9,18 +9,18 @@ import type { Http2ServerRequest } from 'node:http2';
 export const H2_HEADER_TABLE_BYTES = 65_536;
 
 /**
- * Request headers whose value changes from request to request (an id, the time left), sent as
- * never-indexed literals (RFC 7541 §6.2.3). nghttp2 indexes every other field it may, and the table is FIFO: indexed, each request's
- * id and deadline (~140 bytes of table) pushed the oldest entry out, and the oldest is the token,
- * which was then sent in full again every ~350 requests on a busy hop. Indexing a value that never
- * repeats also cost the encoder a table insert and a search along the same name's ever longer
- * chain of entries (memcmp under nghttp2_frame_pack_headers: ~7% of the outbound sidecar's CPU at
- * saturation, perf, 2026-11-24). The price: a deadline that repeats (a fast hop often sends the same
- * few values) is no longer a one-byte index, 25–72 bytes a request more on the wire in the benchmark.
- * Lowercase, as node:http2 compares them.
+ * Request headers whose value is new on every request (the request id, trace ids), sent as
+ * never-indexed literals (RFC 7541 §6.2.3). nghttp2 indexes every other field it may, and the table
+ * is FIFO: indexed, each request's id (~80 bytes of table) pushed the oldest entry out, and the
+ * oldest is the token, which was then sent in full again every few hundred requests on a busy hop.
+ * Indexing a value that never repeats also cost the encoder a table insert and a search along the
+ * same name's ever longer chain of entries (memcmp under nghttp2_frame_pack_headers: ~7% of the
+ * outbound sidecar's CPU at saturation, perf, 2026-11-24). The time left (x-authproxy-deadline,
+ * grpc-timeout) stays indexed: on a hop that answers fast it is the same few values, each a
+ * one-byte index once in the table. Lowercase, as node:http2 compares them.
  */
-export const NEVER_INDEXED: readonly string[] = Object.freeze(['x-request-id', 'x-authproxy-deadline', 'grpc-timeout',
-  'traceparent', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid']);
+export const NEVER_INDEXED: readonly string[] = Object.freeze(['x-request-id', 'traceparent', 'b3', 'x-b3-traceid', 'x-b3-spanid',
+  'x-b3-parentspanid']);
 
 /**
  * nghttp2's memory bound per session, in MB: it counts the header tables and queued frames, and
