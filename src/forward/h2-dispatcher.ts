@@ -48,7 +48,7 @@ export interface H2DispatchOptions extends Dispatcher.DispatchOptions {
 type Pending = () => void;
 interface OriginState { session: ClientHttp2Session | null; http1: boolean; waiting: Pending[]; failed: Error | null }
 
-const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL } = constants;
+const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = constants;
 
 export class H2Dispatcher {
   readonly #o: H2DispatcherOptions;
@@ -259,6 +259,11 @@ class H2Call implements Dispatcher.DispatchController {
   readonly #onData = (chunk: Buffer): void => { if (!this.#done) this.#handler.onResponseData?.(this, chunk); };
   readonly #onEnd = (): void => {
     if (this.#done) return;
+    // node:http2 ends the readable side of a stream whose connection was lost, too (it closes such
+    // streams with CANCEL, then pushes the end): no END_STREAM came, the answer was cut short.
+    // Relayed as an end, a truncated body would reach the client as a complete one.
+    const code = this.#stream!.rstCode;
+    if (code !== undefined && code !== NGHTTP2_NO_ERROR) { this.#onClose(); return; }
     this.#done = true;
     this.#unhook();
     this.#handler.onResponseEnd?.(this, this.#trailers);

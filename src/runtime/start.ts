@@ -11,7 +11,7 @@ import { Sealer, sealKeyFrom } from '../audit/seal.ts';
 import { Metrics } from '../admin/metrics.ts';
 import { createAdminServer } from '../admin/server.ts';
 import { createInboundServer } from '../inbound/listener.ts';
-import { trackConnections } from '../http/connections.ts';
+import { trackConnections, countSessions } from '../http/connections.ts';
 import { createPlaintextServer } from '../inbound/plaintext.ts';
 import { UpstreamPool } from '../forward/upstream.ts';
 import { RetryBudget } from '../forward/retry.ts';
@@ -121,6 +121,7 @@ async function open(config: Config, closers: Closers): Promise<Running> {
   closers.add('upstream pool', () => upstream.close());
   const inbound = createInboundServer(rt, upstream);
   const closeAllInbound = trackConnections(inbound);
+  const openSessions = countSessions(inbound);
   const inboundAt = await listen(inbound, config.listen);
   // By the time this runs a shutdown has drained (see below); at a failed start it cuts at once.
   closers.add('inbound listener', () => { const closed = closeServer(inbound); closeAllInbound(); return closed; });
@@ -165,6 +166,11 @@ async function open(config: Config, closers: Closers): Promise<Running> {
     (inbound as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
     const deadline = Date.now() + config.drainTimeoutMs;
     while (rt.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    // A request is done once its answer is handed to its stream, not once it is sent. The HTTP/2
+    // sessions, each sent GOAWAY above, end their connections themselves when their frames are
+    // out; cut before that, a gRPC call could lose its final status (with the CPU busy, 3 runs in 10
+    // of the drain test through a peer got their last reply and then RST_STREAM, not trailers).
+    while (openSessions() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     // Then everything start() opened, newest first: watchers, outbound, the inbound connections
     // still open after the grace period, the upstream pool, admin, token services, audit log.
     await closers.unwind();

@@ -15,6 +15,7 @@ import { startSidecar, BIN } from '../support/sidecar.ts';
 import { httpsGet } from '../support/clients.ts';
 import { auditLines, sealLines } from '../support/audit.ts';
 import { policyDir, TEST_POLICY } from '../support/policy-dir.ts';
+import { waitFor } from '../support/wait.ts';
 
 function cli(args: string[]): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve) => {
@@ -23,14 +24,6 @@ function cli(args: string[]): Promise<{ code: number; stdout: string }> {
   });
 }
 const verify = (ca: string, files: string[]): Promise<{ code: number; stdout: string }> => cli(['audit', 'verify', '--ca', ca, ...files]);
-
-async function until(cond: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) assert.fail(`${what}: not reached in time`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('sealed audit log, end to end', () => {
   it('seals what a real sidecar writes, across a log rotation and a certificate rotation; audit verify accepts it and finds a record changed', async () => {
@@ -43,18 +36,18 @@ describe('sealed audit log, end to end', () => {
     try {
       const get = async (path: string): Promise<void> => assert.equal((await httpsGet(s.inboundPort, path, pki.ca, pki.clients.shop)).status, 200);
       for (const p of ['/a', '/b', '/c']) await get(p);
-      await until(async () => (await sealLines(file)).reduce((n, l) => n + (l.lines as number), 0) === 3, 'seals over the three records');
+      await waitFor(async () => (await sealLines(file)).reduce((n, l) => n + (l.lines as number), 0) === 3, 'seals over the three records');
       await rename(file, `${file}.1`);
       s.proc.kill('SIGHUP');
       await s.waitForLog('audit log reopened');
       await get('/d');
       // Sealed by the first certificate before it rotates (the next tick could otherwise come after the reload).
-      await until(async () => (await sealLines(file)).some((l) => (l.lines as number) === 1), 'a seal over /d');
+      await waitFor(async () => (await sealLines(file)).some((l) => (l.lines as number) === 1), 'a seal over /d');
       // The certificate rotates (written aside, renamed over, as cert-manager does): later seals are signed by the new key.
       const next = await pki.issue('rotated', { spiffeId: SERVER_ID, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
       await writeFile(`${cert}.tmp`, await readFile(next.cert)); await writeFile(`${key}.tmp`, await readFile(next.key));
       await rename(`${key}.tmp`, key); await rename(`${cert}.tmp`, cert);
-      await until(async () => /authproxy_reloads_total\{kind="certificate",result="ok"\} [1-9]/.test(
+      await waitFor(async () => /authproxy_reloads_total\{kind="certificate",result="ok"\} [1-9]/.test(
         await fetch(`http://127.0.0.1:${s.adminPort}/metrics`).then((r) => r.text())), 'the certificate reloaded');
       await get('/e');
       assert.equal(await s.stop(), 0);
@@ -94,11 +87,11 @@ describe('sealed audit log, end to end', () => {
       '--policies', policies, '--audit-seal-interval', '100ms', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0'],
     { stdio: ['ignore', fd, fd] });
     try {
-      await until(async () => /"msg":"ready"/.test(await readFile(both, 'utf8')), 'ready');
+      await waitFor(async () => /"msg":"ready"/.test(await readFile(both, 'utf8')), 'ready');
       const port = Number(/"inbound":"[^"]*:(\d+)"/.exec(await readFile(both, 'utf8'))![1]);
       assert.equal((await httpsGet(port, '/orders', pki.ca, pki.clients.billing)).status, 200);
       assert.equal((await httpsGet(port, '/orders', pki.ca, pki.clients.shop, { method: 'POST', body: 'x' })).status, 403);
-      await until(async () => (await sealLines(both)).length > 0, 'a seal');
+      await waitFor(async () => (await sealLines(both)).length > 0, 'a seal');
       // An operational line between two seals: a policy reload warning would do as well as this.
       assert.equal((await httpsGet(port, '/admin/users', pki.ca, pki.clients.billing)).status, 403);
       proc.kill('SIGTERM');

@@ -3,16 +3,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as h2connect, constants as h2 } from 'node:http2';
-import { startGrpcServer, grpcClient, unary, serverStream, clientStream, bidiPingPong, grpc, type GrpcServer, type EchoClient } from '../support/grpc.ts';
+import { startGrpcServer, grpcClient, unary, serverStream, clientStream, bidiPingPong, echoFrame, grpc, type GrpcServer, type EchoClient } from '../support/grpc.ts';
 import { startByteRelay } from '../../bench/lib/relay.ts';
-
-/** One gRPC message frame carrying EchoRequest { text } (field 1, wire type 2). */
-function echoRequestFrame(text: string): Buffer {
-  const body = Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(text)]), Buffer.from(text)]);
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(body.length, 1);
-  return Buffer.concat([head, body]);
-}
 
 describe('gRPC test harness', () => {
   let server: GrpcServer; let client: EchoClient;
@@ -74,7 +66,7 @@ describe('gRPC test harness', () => {
         req.on('trailers', () => { trailers = true; });
         req.on('response', (h, f) => { req.resume(); req.on('end', () => resolve({ headers: h, flags: f, trailers })); });
         req.on('error', reject);
-        req.end(echoRequestFrame('fail:7'));
+        req.end(echoFrame('fail:7'));
       });
       assert.ok(flags & h2.NGHTTP2_FLAG_END_STREAM, 'the response headers end the stream');
       assert.equal(trailers, false);

@@ -14,6 +14,7 @@ import { startApp, type TestApp } from '../support/app.ts';
 import { startSidecar, type Sidecar } from '../support/sidecar.ts';
 import { TEST_POLICY } from '../support/policy-dir.ts';
 import { httpsGet, tlsOptions } from '../support/clients.ts';
+import { waitFor } from '../support/wait.ts';
 
 /** Replace a file the way Kubernetes and cert-manager do: write aside, then rename over. */
 async function atomicWrite(path: string, data: string): Promise<void> {
@@ -174,12 +175,3 @@ describe('live reload under traffic', () => {
     await writeFile(join(policies, 'orders.yaml'), TEST_POLICY);
   });
 });
-
-async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`timed out waiting for: ${what}`);
-}

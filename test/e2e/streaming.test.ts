@@ -3,13 +3,13 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:https';
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { makePki, type TestPki } from '../support/pki.ts';
 import { startApp, type TestApp } from '../support/app.ts';
-import { startSidecar, type Sidecar } from '../support/sidecar.ts';
+import { startSidecar, memoryOf, type Sidecar } from '../support/sidecar.ts';
 import { policyDir, TEST_POLICY } from '../support/policy-dir.ts';
 import { httpsGet, tlsOptions, rawTls, statusOf } from '../support/clients.ts';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
@@ -17,12 +17,6 @@ import { connect } from 'node:tls';
 import { once } from 'node:events';
 
 const GiB = 1024 ** 3;
-
-async function memory(pid: number): Promise<{ rss: number; peak: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) * 1024;
-  return { rss: kb('VmRSS'), peak: kb('VmHWM') };
-}
 
 /** Streaming means memory grows by buffers, not by the body: a buffered body would add its whole size. */
 const FLAT_GROWTH = 128 * 1024 ** 2;
@@ -60,7 +54,7 @@ describe('streaming, upgrades and Unix-socket upstreams', () => {
   it('streams a 1 GiB upload to the app without buffering it', async () => {
     const chunk = Buffer.alloc(256 * 1024, 1);
     const total = GiB;
-    const before = await memory(sidecar.proc.pid!);
+    const before = await memoryOf(sidecar.proc.pid!);
     const body = await new Promise<string>((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port: sidecar.inboundPort, path: '/upload', method: 'POST', agent: false,
         headers: { 'content-length': String(total) }, ...tlsOptions(pki.ca, pki.clients.billing) }, (res) => {
@@ -75,13 +69,13 @@ describe('streaming, upgrades and Unix-socket upstreams', () => {
       pump();
     });
     assert.deepEqual(JSON.parse(body), { bytes: total });
-    const { peak } = await memory(sidecar.proc.pid!);
+    const { peak } = await memoryOf(sidecar.proc.pid!);
     assert.ok(peak - before.rss < FLAT_GROWTH, `sidecar RSS grew from ${MiB(before.rss)} to a peak of ${MiB(peak)} MiB while a 1 GiB body passed`);
   });
 
   it('streams a 256 MiB response to a slow reader without buffering it', async () => {
     const total = 256 * 1024 ** 2;
-    const before = await memory(sidecar.proc.pid!);
+    const before = await memoryOf(sidecar.proc.pid!);
     const received = await new Promise<number>((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port: sidecar.inboundPort, path: `/download?bytes=${total}`, agent: false, ...tlsOptions(pki.ca, pki.clients.billing) }, (res) => {
         let n = 0;
@@ -92,7 +86,7 @@ describe('streaming, upgrades and Unix-socket upstreams', () => {
       req.end();
     });
     assert.equal(received, total);
-    const { peak } = await memory(sidecar.proc.pid!);
+    const { peak } = await memoryOf(sidecar.proc.pid!);
     assert.ok(peak - before.peak < FLAT_GROWTH, `sidecar peak RSS went from ${MiB(before.peak)} to ${MiB(peak)} MiB while 256 MiB streamed to a slow reader`);
   });
 

@@ -47,18 +47,27 @@ function trailer(): grpc.Metadata {
   return md;
 }
 
+/** The server's method handlers; a test may replace any of them (`startGrpcServer`'s `replace`). */
+export interface EchoHandlers {
+  Unary(call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>): void;
+  ServerStream(call: grpc.ServerWritableStream<EchoRequest, EchoReply>): void;
+  ClientStream(call: grpc.ServerReadableStream<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>): void;
+  Bidi(call: grpc.ServerDuplexStream<EchoRequest, EchoReply>): void;
+}
+
 /**
  * Unary echoes; ServerStream sends `count` replies `text#i`; ClientStream joins the texts with ',';
  * Bidi answers each message, uppercased, as it arrives. A unary request text `sleep:<ms>` answers that late; `fail:<code>` makes
  * the server answer that status with trailing metadata `x-failure: on purpose` and no message,
  * which grpc-js sends as a trailers-only response (one HEADERS frame with END_STREAM).
+ * `replace` swaps in a test's own handlers (a call that never ends, one that records its
+ * cancellation); they are counted in calls() like the others.
  */
-export async function startGrpcServer(bind = '127.0.0.1:0'): Promise<GrpcServer> {
+export async function startGrpcServer(bind = '127.0.0.1:0', replace: Partial<EchoHandlers> = {}): Promise<GrpcServer> {
   let calls = 0;
   const server = new grpc.Server();
-  server.addService(Echo.service, {
+  const echo: EchoHandlers = {
     Unary(call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>) {
-      calls++;
       const m = /^fail:(\d+)$/.exec(call.request.text);
       if (m) {
         const md = new grpc.Metadata();
@@ -74,19 +83,16 @@ export async function startGrpcServer(bind = '127.0.0.1:0'): Promise<GrpcServer>
       cb(null, { text: call.request.text, metadata: seenMetadata(call.metadata) }, trailer());
     },
     ServerStream(call: grpc.ServerWritableStream<EchoRequest, EchoReply>) {
-      calls++;
       // The metadata rides on the first reply only: once is enough to assert on.
       for (let i = 0; i < call.request.count; i++) call.write({ text: `${call.request.text}#${i}`, metadata: i === 0 ? seenMetadata(call.metadata) : {} });
       call.end(trailer());
     },
     ClientStream(call: grpc.ServerReadableStream<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>) {
-      calls++;
       const texts: string[] = [];
       call.on('data', (r: EchoRequest) => texts.push(r.text));
       call.on('end', () => cb(null, { text: texts.join(','), metadata: seenMetadata(call.metadata) }, trailer()));
     },
     Bidi(call: grpc.ServerDuplexStream<EchoRequest, EchoReply>) {
-      calls++;
       let first = true;
       call.on('data', (r: EchoRequest) => {
         call.write({ text: r.text.toUpperCase(), metadata: first ? seenMetadata(call.metadata) : {} });
@@ -94,7 +100,12 @@ export async function startGrpcServer(bind = '127.0.0.1:0'): Promise<GrpcServer>
       });
       call.on('end', () => call.end(trailer()));
     },
-  });
+  };
+  const counted: grpc.UntypedServiceImplementation = {};
+  for (const [name, handler] of Object.entries({ ...echo, ...replace })) {
+    counted[name] = (...args: unknown[]) => { calls++; (handler as (...a: unknown[]) => void)(...args); };
+  }
+  server.addService(Echo.service, counted);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(bind, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });
@@ -186,6 +197,20 @@ export function bidiPingPong(client: EchoClient, texts: string[], metadata?: Req
     call.on('status', (s: grpc.StatusObject) => { if (s.code === grpc.status.OK) resolve({ replies, first, trailers: s.metadata.getMap() }); });
     send();
   });
+}
+
+/**
+ * One gRPC message frame (length-prefixed, uncompressed) whose message is `{ text }`: field 1,
+ * wire type 2, the same bytes for an EchoRequest and an EchoReply. For raw node:http2 peers.
+ */
+export function echoFrame(text: string): Buffer {
+  const bytes = Buffer.from(text);
+  const varint: number[] = [];
+  for (let n = bytes.length; ; n >>>= 7) { if (n < 0x80) { varint.push(n); break; } varint.push((n & 0x7f) | 0x80); }
+  const body = Buffer.concat([Buffer.from([0x0a, ...varint]), bytes]);
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(body.length, 1);
+  return Buffer.concat([head, body]);
 }
 
 export { grpc };

@@ -17,7 +17,8 @@ export interface PolicedSidecar {
   close(): Promise<void>;
 }
 
-export async function startPolicedSidecar(pki: TestPki, app: TestApp, extraArgs: string[] = []): Promise<PolicedSidecar> {
+/** `app`: its `upstream` is all that is used, so any app the sidecar can be put in front of will do (`h2c://…`). */
+export async function startPolicedSidecar(pki: TestPki, app: Pick<TestApp, 'upstream'>, extraArgs: string[] = []): Promise<PolicedSidecar> {
   const policies = await policyDir({ 'orders.yaml': TEST_POLICY });
   const work = await mkdtemp(join(tmpdir(), 'authproxy-e2e-'));
   const auditFile = join(work, 'audit.log');

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { wholeJsonLines } from './json-lines.ts';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -70,4 +71,11 @@ export async function startSidecar(args: string[], opts: { cwd?: string; env?: N
       return code;
     },
   };
+}
+
+/** A process's resident memory now (VmRSS) and at its peak so far (VmHWM), in bytes. */
+export async function memoryOf(pid: number): Promise<{ rss: number; peak: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) * 1024;
+  return { rss: kb('VmRSS'), peak: kb('VmHWM') };
 }
