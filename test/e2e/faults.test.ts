@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { makePki, type TestPki } from '../support/pki.ts';
 import { startApp, type TestApp } from '../support/app.ts';
 import { startSidecar, type Sidecar } from '../support/sidecar.ts';
-import { httpsGet } from '../support/clients.ts';
+import { httpsGet, curl } from '../support/clients.ts';
 
 describe('failure behaviour', () => {
   let pki: TestPki; let app: TestApp; let sidecar: Sidecar;
@@ -25,6 +25,12 @@ describe('failure behaviour', () => {
           if (++flaky % 2 === 1) { req.socket.destroy(); return true; }
         }
         if (url.startsWith('/hang')) { req.resume(); return true; }
+        if (url.startsWith('/dies-mid-body')) {
+          // Answers part of its body (declared whole, or chunked), then its process dies.
+          if (url.endsWith('/declared')) res.writeHead(200, { 'content-length': '100000' }); else res.writeHead(200);
+          res.write('x'.repeat(1000), () => setTimeout(() => req.socket.destroy(), 20));
+          return true;
+        }
         if (url.startsWith('/deadline')) {
           res.setHeader('content-type', 'application/json');
           res.end(JSON.stringify({ deadline: req.headers['x-authproxy-deadline'], grpc: req.headers['grpc-timeout'] }));
@@ -80,6 +86,21 @@ describe('failure behaviour', () => {
     assert.equal((JSON.parse(r.body) as { error: string }).error, 'upstream_unavailable');
     assert.equal(arrivals('/reset-once/post'), 1);
   });
+
+  // An answer cut short must reach the caller cut short: ended cleanly, a truncated body would
+  // pass for a whole one (curl: 18 'transfer closed', 92 'stream was not closed cleanly').
+  for (const [framing, path] of [['a declared length', '/dies-mid-body/declared'], ['chunked framing', '/dies-mid-body/chunked']]) {
+    for (const [protocol, flag, exit, message] of [['HTTP/1.1', '--http1.1', 18, /transfer closed/], ['HTTP/2', '--http2', 92, /not closed cleanly: INTERNAL_ERROR/]] as const) {
+      it(`cuts an ${protocol} caller's transfer, never ends it, when the app dies mid-body (${framing})`, async () => {
+        const r = await curl(['--cacert', pki.ca, '--cert', pki.clients.billing.cert, '--key', pki.clients.billing.key, flag,
+          '--resolve', `localhost:${sidecar.inboundPort}:127.0.0.1`, '-w', '%{http_code} %{size_download}', '-o', '/dev/null',
+          `https://localhost:${sidecar.inboundPort}${path}`]);
+        assert.equal(r.code, exit, r.stderr);
+        assert.match(r.stderr, message);
+        assert.equal(r.stdout, '200 1000', 'the status and the part sent before the app died arrived');
+      });
+    }
+  }
 
   it('keeps retries within the budget when half of all tries fail downstream', async () => {
     const metrics = async (): Promise<{ attempted: number; exhausted: number }> => {
