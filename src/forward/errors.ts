@@ -9,6 +9,12 @@ export class DeadlineExceeded extends Error {
   constructor() { super('deadline exceeded'); this.name = 'DeadlineExceeded'; }
 }
 
+/**
+ * The code of an HTTP/2 stream the peer refused before processing it (RST_STREAM REFUSED_STREAM,
+ * RFC 9113 §8.7): like a refused connection, safe to try again for any method (retry.ts).
+ */
+export const H2_REFUSED_STREAM = 'H2_REFUSED_STREAM';
+
 export const BODY_NOT_RECEIVED = 'request body not received before the request deadline';
 
 /** The client had not sent its whole (declared) body by the request deadline. */
@@ -39,6 +45,7 @@ export function classifyUpstreamError(err: Error): UpstreamFailure {
   if (TIMEOUT_CODES.has(code)) return { code: 'upstream_timeout', message: 'the app did not answer in time' };
   // Same status either way; the message tells an operator whether to look at the app's socket or at its answers.
   if (UNREACHABLE_CODES.has(code)) return { code: 'upstream_unavailable', message: `the app is unreachable (${code})` };
+  if (code === H2_REFUSED_STREAM) return { code: 'upstream_unavailable', message: 'the app refused the request before processing it (HTTP/2 REFUSED_STREAM)' };
   const tls = tlsFailureOf(code, err.message);
   if (tls !== null) return { code: 'upstream_unavailable', message: `${TLS_FAILURE_TEXT[tls.kind]} (${tls.detail})`, tls: tls.kind };
   return { code: 'upstream_unavailable', message: `the app's connection failed or its answer was malformed (${code || err.name})` };

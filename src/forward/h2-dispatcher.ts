@@ -19,6 +19,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { H2_HEADER_TABLE_BYTES, H2_MAX_SESSION_MEMORY_MB, NEVER_INDEXED, isPseudoHeader } from '../http/h2.ts';
 import { forwardableTrailers } from '../http/trailers.ts';
+import { H2_REFUSED_STREAM } from './errors.ts';
 
 export interface H2DispatcherOptions {
   /** TLS settings (trust, client certificate) for https:// origins; null for h2c. */
@@ -46,9 +47,10 @@ export interface H2DispatchOptions extends Dispatcher.DispatchOptions {
 }
 
 type Pending = () => void;
-interface OriginState { session: ClientHttp2Session | null; http1: boolean; waiting: Pending[]; failed: Error | null }
+/** `session` is set once connected; `ready` once the peer's SETTINGS came, and requests may go. */
+interface OriginState { session: ClientHttp2Session | null; ready: boolean; http1: boolean; waiting: Pending[]; failed: Error | null }
 
-const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = constants;
+const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = constants;
 
 export class H2Dispatcher {
   readonly #o: H2DispatcherOptions;
@@ -63,10 +65,10 @@ export class H2Dispatcher {
     if (state?.http1) return this.#o.fallback!.dispatch(opts, handler);
     const call = new H2Call(opts, handler, this.#o.ownedTrailer ?? null);
     if (this.#closed) { call.fail(new Error('dispatcher closed')); return false; }
-    if (state?.session && !state.session.closed && !state.session.destroyed) { call.send(state.session); return true; }
+    if (state?.ready && !state.session!.closed && !state.session!.destroyed) { call.send(state.session!); return true; }
     // No state, a failed attempt, or a session that is closing: connect afresh.
-    if (!state || state.failed || state.session) {
-      state = { session: null, http1: false, waiting: [], failed: null };
+    if (!state || state.failed || state.ready) {
+      state = { session: null, ready: false, http1: false, waiting: [], failed: null };
       // What cannot even be dialled (an origin URL cannot parse, connect options node refuses)
       // throws here, on the request path: it fails this call, as a refused connection would.
       try { this.#connect(origin, state); } catch (e) { call.fail(e as Error); return false; }
@@ -75,7 +77,7 @@ export class H2Dispatcher {
     const s = state;
     s.waiting.push(() => {
       if (s.http1) this.#o.fallback!.dispatch(opts, handler);
-      else if (s.session) call.send(s.session);
+      else if (s.ready) call.send(s.session!);
       else call.fail(s.failed ?? new Error('no session'));
     });
     return true;
@@ -101,20 +103,26 @@ export class H2Dispatcher {
     }
     // (A no-op on a Unix socket, which has no Nagle to turn off.)
     socket.setNoDelay(true);
-    const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`connect timeout (${o.connectTimeoutMs} ms)`), { code: 'UND_ERR_CONNECT_TIMEOUT' })), o.connectTimeoutMs);
     const settle = (): void => { const w = state.waiting; state.waiting = []; for (const run of w) run(); };
+    // The first failure is the one reported (a timeout, then the close it causes).
     const fail = (err: Error): void => {
+      if (state.failed) return;
       clearTimeout(timer);
       state.failed = err;
       if (this.#origins.get(origin) === state) this.#origins.delete(origin);
       settle();
     };
+    // Until the peer's SETTINGS: a connection that takes longer has not been set up in time.
+    const timer = setTimeout(() => {
+      fail(Object.assign(new Error(`connect timeout (${o.connectTimeoutMs} ms)`), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
+      socket.destroy();
+    }, o.connectTimeoutMs);
     socket.once('error', fail);
     socket.once(secure ? 'secureConnect' : 'connect', () => {
-      clearTimeout(timer);
       socket.off('error', fail);
       if (secure && (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol !== 'h2') {
         // The destination speaks HTTP/1.1 only: remembered, and served by the fallback pool.
+        clearTimeout(timer);
         socket.destroy();
         state.http1 = true;
         settle();
@@ -131,12 +139,23 @@ export class H2Dispatcher {
       });
       session.on('error', () => { /* each open stream gets its own error */ });
       const forget = (): void => { if (this.#origins.get(origin) === state) this.#origins.delete(origin); };
-      session.once('close', forget);
-      session.once('goaway', forget);
-      // Quiet for a while: new requests get a new session, open streams finish on this one.
-      session.setTimeout(o.idleTimeoutMs ?? 30_000, () => { forget(); session.close(); });
+      // No request goes out before the peer's SETTINGS: until then nghttp2 assumes no limit on
+      // concurrent streams, and a server that allows fewer than the requests waiting for this
+      // connection refuses the rest (REFUSED_STREAM). With the peer's limit known, nghttp2 holds
+      // the streams beyond it until one ends. (gRPC-Go's client waits the same way.)
+      const lost = (): void => { fail(Object.assign(new Error('the connection closed before the peer sent its HTTP/2 settings'), { code: 'UND_ERR_SOCKET' })); };
+      session.once('close', lost);
       state.session = session;
-      settle();
+      session.once('remoteSettings', () => {
+        clearTimeout(timer);
+        session.off('close', lost);
+        session.once('close', forget);
+        session.once('goaway', forget);
+        // Quiet for a while: new requests get a new session, open streams finish on this one.
+        session.setTimeout(o.idleTimeoutMs ?? 30_000, () => { forget(); session.close(); });
+        state.ready = true;
+        settle();
+      });
     });
   }
 
@@ -268,12 +287,13 @@ class H2Call implements Dispatcher.DispatchController {
     this.#unhook();
     this.#handler.onResponseEnd?.(this, this.#trailers);
   };
-  readonly #onError = (err: Error): void => this.fail(err);
+  readonly #onError = (err: Error): void => this.fail(this.#stream!.rstCode === NGHTTP2_REFUSED_STREAM ? refused() : err);
   readonly #onBodyError = (err: Error): void => this.abort(err);
   readonly #onClose = (): void => {
     if (this.#done) return;
-    const stream = this.#stream!;
-    this.fail(Object.assign(new Error(`stream closed by the peer (HTTP/2 error code ${stream.rstCode ?? 'unknown'})`), { code: 'ERR_HTTP2_STREAM_ERROR' }));
+    const code = this.#stream!.rstCode;
+    this.fail(code === NGHTTP2_REFUSED_STREAM ? refused()
+      : Object.assign(new Error(`stream closed by the peer (HTTP/2 error code ${code ?? 'unknown'})`), { code: 'ERR_HTTP2_STREAM_ERROR' }));
   };
 
   // ('wantTrailers' stays: an app may answer before the request body is all sent, and the stream
@@ -291,6 +311,10 @@ class H2Call implements Dispatcher.DispatchController {
   }
 
   #clearTimer(): void { if (this.#headersTimer) { clearTimeout(this.#headersTimer); this.#headersTimer = null; } }
+}
+
+function refused(): Error {
+  return Object.assign(new Error('the peer refused the stream before processing it (REFUSED_STREAM)'), { code: H2_REFUSED_STREAM });
 }
 
 function ignoreError(): void { /* the call is over; its outcome was already reported */ }

@@ -61,11 +61,12 @@ export interface EchoHandlers {
  * the server answer that status with trailing metadata `x-failure: on purpose` and no message,
  * which grpc-js sends as a trailers-only response (one HEADERS frame with END_STREAM).
  * `replace` swaps in a test's own handlers (a call that never ends, one that records its
- * cancellation); they are counted in calls() like the others.
+ * cancellation); they are counted in calls() like the others. `options` are grpc-js's server
+ * options (`grpc.max_concurrent_streams`, …).
  */
-export async function startGrpcServer(bind = '127.0.0.1:0', replace: Partial<EchoHandlers> = {}): Promise<GrpcServer> {
+export async function startGrpcServer(bind = '127.0.0.1:0', replace: Partial<EchoHandlers> = {}, options: grpc.ServerOptions = {}): Promise<GrpcServer> {
   let calls = 0;
-  const server = new grpc.Server();
+  const server = new grpc.Server(options);
   const echo: EchoHandlers = {
     Unary(call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>) {
       const m = /^fail:(\d+)$/.exec(call.request.text);
