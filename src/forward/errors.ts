@@ -15,6 +15,23 @@ export class DeadlineExceeded extends Error {
  */
 export const H2_REFUSED_STREAM = 'H2_REFUSED_STREAM';
 
+/**
+ * A refused stream. `replayBody` is its streamed request body, kept as it went out, when it ended
+ * within SMALL_BODY_BYTES (a unary gRPC call's, say): it can be sent again like a body read whole.
+ * A server draining its connection (GOAWAY, as grpc-js and grpc-go do at a maximum connection age)
+ * refuses the streams that crossed its GOAWAY; a gRPC client retries those transparently, and a
+ * proxy in its place must too.
+ */
+export class StreamRefused extends Error {
+  readonly code = H2_REFUSED_STREAM;
+  readonly replayBody: Buffer | null;
+  constructor(replayBody: Buffer | null) {
+    super('the peer refused the stream before processing it (REFUSED_STREAM)');
+    this.name = 'StreamRefused';
+    this.replayBody = replayBody;
+  }
+}
+
 export const BODY_NOT_RECEIVED = 'request body not received before the request deadline';
 
 /** The client had not sent its whole (declared) body by the request deadline. */

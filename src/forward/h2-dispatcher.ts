@@ -19,7 +19,8 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { H2_HEADER_TABLE_BYTES, H2_MAX_SESSION_MEMORY_MB, NEVER_INDEXED, isPseudoHeader } from '../http/h2.ts';
 import { forwardableTrailers } from '../http/trailers.ts';
-import { H2_REFUSED_STREAM } from './errors.ts';
+import { StreamRefused } from './errors.ts';
+import { SMALL_BODY_BYTES } from './whole-body.ts';
 
 export interface H2DispatcherOptions {
   /** TLS settings (trust, client certificate) for https:// origins; null for h2c. */
@@ -191,6 +192,9 @@ class H2Call implements Dispatcher.DispatchController {
   #trailers: IncomingHttpHeaders = {};
   /** The request body when it is streamed (not a buffer): piped in, and its trailers sent on. */
   #bodyStream: (Readable & { trailers?: IncomingHttpHeaders }) | null = null;
+  /** What of it went out, while no more than SMALL_BODY_BYTES: sent again if the peer refuses the stream. */
+  #sent: Buffer[] | null = null;
+  #sentBytes = 0;
 
   readonly #ownedTrailer: string | null;
 
@@ -249,6 +253,8 @@ class H2Call implements Dispatcher.DispatchController {
     if (bodyStream) {
       this.#bodyStream = bodyStream;
       bodyStream.on('error', this.#onBodyError);
+      this.#sent = [];
+      bodyStream.on('data', this.#onBodyData);
       bodyStream.pipe(stream);
     } else if (body) stream.end(body);
   }
@@ -287,12 +293,24 @@ class H2Call implements Dispatcher.DispatchController {
     this.#unhook();
     this.#handler.onResponseEnd?.(this, this.#trailers);
   };
-  readonly #onError = (err: Error): void => this.fail(this.#stream!.rstCode === NGHTTP2_REFUSED_STREAM ? refused() : err);
+  readonly #onError = (err: Error): void => this.fail(this.#stream!.rstCode === NGHTTP2_REFUSED_STREAM ? this.#refused() : err);
+  readonly #onBodyData = (chunk: Buffer): void => {
+    this.#sentBytes += chunk.length;
+    if (this.#sentBytes <= SMALL_BODY_BYTES) { this.#sent!.push(chunk); return; }
+    // Too large to keep: a refusal now is answered, not retried.
+    this.#sent = null;
+    this.#bodyStream!.off('data', this.#onBodyData);
+  };
+  /** The refusal, with the body to send again when it was streamed, has ended, and was all kept. */
+  #refused(): StreamRefused {
+    const body = this.#bodyStream;
+    return new StreamRefused(body && body.readableEnded && this.#sent ? Buffer.concat(this.#sent, this.#sentBytes) : null);
+  }
   readonly #onBodyError = (err: Error): void => this.abort(err);
   readonly #onClose = (): void => {
     if (this.#done) return;
     const code = this.#stream!.rstCode;
-    this.fail(code === NGHTTP2_REFUSED_STREAM ? refused()
+    this.fail(code === NGHTTP2_REFUSED_STREAM ? this.#refused()
       : Object.assign(new Error(`stream closed by the peer (HTTP/2 error code ${code ?? 'unknown'})`), { code: 'ERR_HTTP2_STREAM_ERROR' }));
   };
 
@@ -305,16 +323,13 @@ class H2Call implements Dispatcher.DispatchController {
       .off('end', this.#onEnd).off('close', this.#onClose).off('error', this.#onError);
     // Never without an error listener: a late stream error would otherwise be thrown.
     stream.on('error', ignoreError);
-    this.#bodyStream?.off('error', this.#onBodyError).on('error', ignoreError);
+    this.#bodyStream?.off('error', this.#onBodyError).off('data', this.#onBodyData).on('error', ignoreError);
+    this.#sent = null;
     // Unread DATA still flows out of the window (a response cut short by a failure).
     stream.resume();
   }
 
   #clearTimer(): void { if (this.#headersTimer) { clearTimeout(this.#headersTimer); this.#headersTimer = null; } }
-}
-
-function refused(): Error {
-  return Object.assign(new Error('the peer refused the stream before processing it (REFUSED_STREAM)'), { code: H2_REFUSED_STREAM });
 }
 
 function ignoreError(): void { /* the call is over; its outcome was already reported */ }

@@ -12,7 +12,7 @@ import type { Dispatcher } from 'undici';
 import { Pool } from './undici.ts';
 import type { Upstream as UpstreamTarget } from '../config/address.ts';
 import { connectionTokens, isConnectionField } from '../http/hop-by-hop.ts';
-import { BodyNotReceived, DeadlineExceeded, classifyUpstreamError, type TlsFailure } from './errors.ts';
+import { BodyNotReceived, DeadlineExceeded, StreamRefused, classifyUpstreamError, type TlsFailure } from './errors.ts';
 import { backoffMs, isRetryable, type RetryBudget } from './retry.ts';
 import { formatGrpcTimeout } from './deadline.ts';
 import { H2Dispatcher, type H2DispatchOptions } from './h2-dispatcher.ts';
@@ -241,11 +241,15 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
   private mayRetry(err: Error): boolean {
     if (this.tries > this.opts.maxRetries || clientGone(this.call.res)) return false;
     const body = this.body;
-    // A buffer can be sent again; a stream only if not a byte of it was read yet.
-    const intact = body === null || Buffer.isBuffer(body) || (body === this.call.req && !this.call.req.readableDidRead);
+    // A buffer can be sent again; a stream only if not a byte of it was read yet, or if the
+    // refused try kept all it sent (h2-dispatcher.ts).
+    const replay = err instanceof StreamRefused ? err.replayBody : null;
+    const intact = body === null || Buffer.isBuffer(body) || replay !== null || (body === this.call.req && !this.call.req.readableDidRead);
     if (!isRetryable(err, this.call.req.method ?? 'GET', intact)) return false;
     if (!this.opts.retryBudget.tryAcquire()) { this.opts.onRetry?.('budget_exhausted'); return false; }
     this.opts.onRetry?.('attempted');
+    // (Sent as a body read whole, with the request's trailers: the stream has ended.)
+    if (replay !== null) this.body = replay;
     return true;
   }
 

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { makePki, type TestPki } from '../support/pki.ts';
 import { startPolicedSidecar, type PolicedSidecar } from '../support/policed-sidecar.ts';
 import { tlsOptions, h2request, type H2Reply } from '../support/clients.ts';
+import { SMALL_BODY_BYTES } from '../../src/forward/whole-body.ts';
 import { startGrpcServer, grpcClient, grpc, type GrpcServer, type EchoClient, type EchoReply } from '../support/grpc.ts';
 
 /** The most streams the apps below allow open at once. */
@@ -77,6 +78,35 @@ describe('the sidecar as an HTTP/2 client of the app', () => {
     assert.equal(server.calls(), CALLS);
   });
 
+  // grpc-js and grpc-go servers close a connection at its maximum age with GOAWAY; the streams the
+  // sidecar opened while that GOAWAY was on its way are refused, and must be retried, not failed.
+  it('loses no gRPC call while the app recycles its connections (grpc.max_connection_age_ms), each answer the call\'s own', async () => {
+    const server = await startGrpcServer('127.0.0.1:0', {}, { 'grpc.max_connection_age_ms': 200, 'grpc.max_connection_age_grace_ms': 5000 });
+    closers.push(() => server.close());
+    const s = await sidecarFor(`h2c://${server.address}`);
+    const client: EchoClient = grpcClient(`127.0.0.1:${s.sidecar.inboundPort}`, { tls: { ...tlsOptions(pki.ca, pki.clients.billing) as { ca: Buffer; cert: Buffer; key: Buffer }, servername: 'localhost' } });
+    closers.push(() => { client.close(); });
+    const failures: string[] = []; let answered = 0;
+    const until = Date.now() + 3000;
+    await Promise.all(Array.from({ length: 20 }, async (_, worker) => {
+      for (let i = 0; Date.now() < until; i++) {
+        const text = `${worker}/${i}`;
+        await new Promise<void>((resolve) => client.Unary({ text, count: 0 }, new grpc.Metadata(), { deadline: new Date(Date.now() + 5000) },
+          (err: grpc.ServiceError | null, reply?: EchoReply) => {
+            if (err) failures.push(`${grpc.status[err.code]}: ${err.details}`);
+            else if (reply!.text !== text) failures.push(`${text} answered ${reply!.text}`);
+            else answered++;
+            resolve();
+          }));
+      }
+    }));
+    assert.deepEqual(failures.slice(0, 5), [], `${failures.length} of ${failures.length + answered} calls failed`);
+    const metrics = await (await fetch(`http://127.0.0.1:${s.sidecar.adminPort}/metrics`)).text();
+    const retried = Number(/authproxy_retries_total\{direction="inbound",result="attempted"\} (\d+)/.exec(metrics)?.[1]);
+    // ~15 connections recycled under 20 callers: some calls always cross a GOAWAY.
+    assert.ok(retried > 0, 'some calls were refused by a closing connection and tried again');
+  });
+
   describe('a stream the app refuses unprocessed', () => {
     let s: PolicedSidecar;
     const arrivals = new Map<string, number>();
@@ -88,10 +118,15 @@ describe('the sidecar as an HTTP/2 client of the app', () => {
         const n = (arrivals.get(path) ?? 0) + 1;
         arrivals.set(path, n);
         stream.on('error', () => { /* the refusal, reported on the app's side too */ });
-        if (path.startsWith('/refuse-always') || (path.startsWith('/refuse-once') && n === 1)) { stream.close(h2.NGHTTP2_REFUSED_STREAM); return; }
+        const refuse = path.startsWith('/refuse-always') || (path.startsWith('/refuse-once') && n === 1);
         let body = '';
         stream.setEncoding('utf8').on('data', (d: string) => { body += d; });
-        stream.on('end', () => { stream.respond({ ':status': 200 }); stream.end(`${headers[':method']} ${body}`); });
+        // (Refused once the whole body is in: the sidecar's copy of it has ended by then.)
+        stream.on('end', () => {
+          if (refuse) { stream.close(h2.NGHTTP2_REFUSED_STREAM); return; }
+          stream.respond({ ':status': 200 });
+          stream.end(`${headers[':method']} ${body.length > 100 ? `${body.length} bytes` : body}`);
+        });
       });
       closers.push(() => new Promise<void>((resolve) => app.close(() => resolve())));
       s = await sidecarFor(`h2c://127.0.0.1:${await listen(app)}`);
@@ -104,6 +139,20 @@ describe('the sidecar as an HTTP/2 client of the app', () => {
       assert.equal(r.status, 200, r.body);
       assert.equal(r.body, 'POST amount=5');
       assert.equal(arrivals.get('/refuse-once/charge'), 2);
+    });
+
+    it('tries a refused streamed POST again (no declared length, as gRPC sends), its body kept as it went out', async () => {
+      const r = await h2request(session(s), { ':method': 'POST', ':path': '/refuse-once/streamed', 'content-type': 'text/plain' }, 'amount=7');
+      assert.equal(r.status, 200, r.body);
+      assert.equal(r.body, 'POST amount=7');
+      assert.equal(arrivals.get('/refuse-once/streamed'), 2);
+    });
+
+    it('answers a refused streamed body over 64 KiB 502 without a second try: it was not kept', async () => {
+      const r = await h2request(session(s), { ':method': 'POST', ':path': '/refuse-once/large', 'content-type': 'text/plain' }, 'y'.repeat(SMALL_BODY_BYTES + 1));
+      assert.equal(r.status, 502);
+      assert.match(r.body, /REFUSED_STREAM/);
+      assert.equal(arrivals.get('/refuse-once/large'), 1);
     });
 
     it('answers 502 upstream_unavailable, saying the app refused the stream, when it refuses every try', async () => {
