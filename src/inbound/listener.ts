@@ -23,6 +23,7 @@ import { log } from '../log.ts';
 import { isoTime } from '../audit/time.ts';
 import { H2_HEADER_TABLE_BYTES, H2_MAX_SESSION_MEMORY_MB } from '../http/h2.ts';
 import { h2AdvertisedHeaderListSize } from '../http/header-limit.ts';
+import { closeOnPrematureResets } from '../http/premature-reset.ts';
 
 export function secureContextOptions(m: TlsMaterial): SecureContextOptions {
   return { cert: m.certPem, key: m.keyPem, ca: m.peerCaPem };
@@ -59,6 +60,14 @@ export function createInboundServer(rt: Runtime, upstream: UpstreamPool): Inboun
       tls: 'mtls', boundary: null,
     });
     socket.destroy();
+  });
+
+  closeOnPrematureResets(server, (session, tally) => {
+    rt.metrics.prematureResetClose();
+    const caller = byCertificate({ socket: session.socket });
+    log.warn('closed an HTTP/2 connection whose client reset most of its streams at once (rapid reset)', {
+      peer: 'principal' in caller ? caller.principal : null, address: session.socket.remoteAddress ?? null, streams: tally.closed, premature: tally.premature,
+    });
   });
 
   const handle = containFaults(inboundHandler(rt, upstream, byCertificate, 'mtls'));
