@@ -65,7 +65,7 @@ describe('the sidecar as an HTTP/2 client of the app', () => {
   it(`carries ${CALLS} concurrent gRPC calls to a grpc-js server that allows ${LIMIT} streams at a time`, async () => {
     const server: GrpcServer = await startGrpcServer('127.0.0.1:0', {
       Unary(call, cb) { setTimeout(() => cb(null, { text: call.request.text, metadata: {} }), HOLD_MS); },
-    }, { 'grpc.max_concurrent_streams': LIMIT });
+    }, { options: { 'grpc.max_concurrent_streams': LIMIT } });
     closers.push(() => server.close());
     const s = await sidecarFor(`h2c://${server.address}`);
     const client: EchoClient = grpcClient(`127.0.0.1:${s.sidecar.inboundPort}`, { tls: { ...tlsOptions(pki.ca, pki.clients.billing) as { ca: Buffer; cert: Buffer; key: Buffer }, servername: 'localhost' } });
@@ -81,7 +81,7 @@ describe('the sidecar as an HTTP/2 client of the app', () => {
   // grpc-js and grpc-go servers close a connection at its maximum age with GOAWAY; the streams the
   // sidecar opened while that GOAWAY was on its way are refused, and must be retried, not failed.
   it('loses no gRPC call while the app recycles its connections (grpc.max_connection_age_ms), each answer the call\'s own', async () => {
-    const server = await startGrpcServer('127.0.0.1:0', {}, { 'grpc.max_connection_age_ms': 200, 'grpc.max_connection_age_grace_ms': 5000 });
+    const server = await startGrpcServer('127.0.0.1:0', {}, { options: { 'grpc.max_connection_age_ms': 200, 'grpc.max_connection_age_grace_ms': 5000 } });
     closers.push(() => server.close());
     const s = await sidecarFor(`h2c://${server.address}`);
     const client: EchoClient = grpcClient(`127.0.0.1:${s.sidecar.inboundPort}`, { tls: { ...tlsOptions(pki.ca, pki.clients.billing) as { ca: Buffer; cert: Buffer; key: Buffer }, servername: 'localhost' } });

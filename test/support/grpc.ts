@@ -62,9 +62,10 @@ export interface EchoHandlers {
  * which grpc-js sends as a trailers-only response (one HEADERS frame with END_STREAM).
  * `replace` swaps in a test's own handlers (a call that never ends, one that records its
  * cancellation); they are counted in calls() like the others. `options` are grpc-js's server
- * options (`grpc.max_concurrent_streams`, …).
+ * options (`grpc.max_concurrent_streams`, …); `credentials` TLS for a server that is not h2c.
  */
-export async function startGrpcServer(bind = '127.0.0.1:0', replace: Partial<EchoHandlers> = {}, options: grpc.ServerOptions = {}): Promise<GrpcServer> {
+export async function startGrpcServer(bind = '127.0.0.1:0', replace: Partial<EchoHandlers> = {},
+  { options = {}, credentials = grpc.ServerCredentials.createInsecure() }: { options?: grpc.ServerOptions; credentials?: grpc.ServerCredentials } = {}): Promise<GrpcServer> {
   let calls = 0;
   const server = new grpc.Server(options);
   const echo: EchoHandlers = {
@@ -108,7 +109,7 @@ export async function startGrpcServer(bind = '127.0.0.1:0', replace: Partial<Ech
   }
   server.addService(Echo.service, counted);
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(bind, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(bind, credentials, (err, p) => (err ? reject(err) : resolve(p)));
   });
   return {
     port, address: bind.startsWith('unix:') ? bind : `127.0.0.1:${port}`, calls: () => calls,
