@@ -262,6 +262,9 @@ class H2Call implements Dispatcher.DispatchController {
   readonly #onResponse = (h: H2Headers): void => {
     this.#clearTimer();
     if (this.#done) return;
+    // The peer answers: it took the stream, which it can no longer refuse. A long call (a bidi
+    // stream of small messages) would otherwise hold up to 64 KiB of copies for its whole life.
+    this.#stopKeeping();
     const stream = this.#stream!;
     const status = Number(h[HTTP2_HEADER_STATUS]);
     const headers: IncomingHttpHeaders = {};
@@ -298,9 +301,13 @@ class H2Call implements Dispatcher.DispatchController {
     this.#sentBytes += chunk.length;
     if (this.#sentBytes <= SMALL_BODY_BYTES) { this.#sent!.push(chunk); return; }
     // Too large to keep: a refusal now is answered, not retried.
+    this.#stopKeeping();
+  };
+  #stopKeeping(): void {
+    if (this.#sent === null) return;
     this.#sent = null;
     this.#bodyStream!.off('data', this.#onBodyData);
-  };
+  }
   /** The refusal, with the body to send again when it was streamed, has ended, and was all kept. */
   #refused(): StreamRefused {
     const body = this.#bodyStream;
@@ -323,8 +330,8 @@ class H2Call implements Dispatcher.DispatchController {
       .off('end', this.#onEnd).off('close', this.#onClose).off('error', this.#onError);
     // Never without an error listener: a late stream error would otherwise be thrown.
     stream.on('error', ignoreError);
-    this.#bodyStream?.off('error', this.#onBodyError).off('data', this.#onBodyData).on('error', ignoreError);
-    this.#sent = null;
+    this.#stopKeeping();
+    this.#bodyStream?.off('error', this.#onBodyError).on('error', ignoreError);
     // Unread DATA still flows out of the window (a response cut short by a failure).
     stream.resume();
   }
