@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { makePki, SERVER_ID, BILLING_ID, type TestPki, type ClientFiles } from '../support/pki.ts';
 import { startSidecar, type Sidecar } from '../support/sidecar.ts';
 import { policyDir } from '../support/policy-dir.ts';
-import { startGrpcServer, grpcClient, unary, serverStream, clientStream, bidiPingPong, grpc, type GrpcServer, type EchoClient } from '../support/grpc.ts';
+import { startGrpcServer, grpcClient, unary, serverStream, clientStream, bidiPingPong, grpc, STATUS_DETAILS, type GrpcServer, type EchoClient } from '../support/grpc.ts';
 
 const PAYMENTS_ID = 'spiffe://example.org/ns/prod/sa/payments';
 const SHOP_ID = 'spiffe://example.org/ns/shop/sa/web';
@@ -125,11 +125,12 @@ describe('gRPC through the sidecar', () => {
     assert.equal(app.calls(), before);
   });
 
-  it('relays the server\'s own error status and its metadata unchanged', async () => {
+  it('relays the server\'s own error status and its metadata unchanged, binary error details included', async () => {
     await assert.rejects(unary(toB(pki.clients.billing), `fail:${grpc.status.NOT_FOUND}`), (e: grpc.ServiceError) => {
       assert.equal(e.code, grpc.status.NOT_FOUND);
       assert.equal(e.details, 'failed on purpose');
       assert.equal(e.metadata.get('x-failure')[0], 'on purpose');
+      assert.deepEqual(e.metadata.get('grpc-status-details-bin')[0], STATUS_DETAILS, 'binary error details arrive intact');
       return true;
     });
   });
@@ -191,5 +192,11 @@ describe('gRPC through the sidecar', () => {
     const bidi = await bidiPingPong(c, ['ping', 'pong']);
     assert.deepEqual(bidi.replies, ['PING', 'PONG']);
     assert.equal(bidi.trailers['x-echo-trailer'], 'done');
+    // The app's own failure, trailers-only, across both sidecars with its binary details.
+    await assert.rejects(unary(c, `fail:${grpc.status.NOT_FOUND}`), (e: grpc.ServiceError) => {
+      assert.equal(e.code, grpc.status.NOT_FOUND);
+      assert.deepEqual(e.metadata.get('grpc-status-details-bin')[0], STATUS_DETAILS);
+      return true;
+    });
   });
 });

@@ -47,6 +47,12 @@ function trailer(): grpc.Metadata {
   return md;
 }
 
+/**
+ * A failure's rich error details, as Google APIs send them: a serialized google.rpc.Status
+ * (code 5, message "foo") in binary metadata, base64 on the wire.
+ */
+export const STATUS_DETAILS = Buffer.from([0x08, 0x05, 0x12, 0x03, 0x66, 0x6f, 0x6f]);
+
 /** The server's method handlers; a test may replace any of them (`startGrpcServer`'s `replace`). */
 export interface EchoHandlers {
   Unary(call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>): void;
@@ -58,7 +64,8 @@ export interface EchoHandlers {
 /**
  * Unary echoes; ServerStream sends `count` replies `text#i`; ClientStream joins the texts with ',';
  * Bidi answers each message, uppercased, as it arrives. A unary request text `sleep:<ms>` answers that late; `fail:<code>` makes
- * the server answer that status with trailing metadata `x-failure: on purpose` and no message,
+ * the server answer that status with trailing metadata `x-failure: on purpose` and
+ * `grpc-status-details-bin` (STATUS_DETAILS, binary) and no message,
  * which grpc-js sends as a trailers-only response (one HEADERS frame with END_STREAM).
  * `replace` swaps in a test's own handlers (a call that never ends, one that records its
  * cancellation); they are counted in calls() like the others. `options` are grpc-js's server
@@ -74,6 +81,7 @@ export async function startGrpcServer(bind = '127.0.0.1:0', replace: Partial<Ech
       if (m) {
         const md = new grpc.Metadata();
         md.set('x-failure', 'on purpose');
+        md.set('grpc-status-details-bin', STATUS_DETAILS);
         cb({ code: Number(m[1]), details: 'failed on purpose', metadata: md });
         return;
       }
