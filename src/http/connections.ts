@@ -1,7 +1,7 @@
 // The open connections of a listener, so a drain can end those still open after its grace
 // period: node:http2's server and a plain net.Server have no closeAllConnections() of their own.
 import type { Server, Socket } from 'node:net';
-import type { Http2SecureServer } from 'node:http2';
+import type { Http2SecureServer, Http2Server } from 'node:http2';
 
 /** Starts tracking; the returned function destroys every connection open at the time. */
 export function trackConnections(server: Server): () => void {
@@ -15,7 +15,7 @@ export function trackConnections(server: Server): () => void {
  * connection itself once its last stream is done and its last frames are out (node:http2 flushes
  * before it half-closes the socket), so a drain waits for that instead of cutting.
  */
-export function countSessions(server: Http2SecureServer): () => number {
+export function countSessions(server: Http2SecureServer | Http2Server): () => number {
   let open = 0;
   server.on('session', (session) => { open++; session.once('close', () => { open--; }); });
   return () => open;

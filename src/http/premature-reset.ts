@@ -7,7 +7,7 @@
 // resets reach half of the streams closed, once there are enough streams to judge (or as soon as
 // they alone reach half of that number), is a connection to close. An ordinary client's
 // cancellations (a deadline, a user who navigates away) are a small share of its streams.
-import { constants, type Http2SecureServer, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import { constants, type Http2SecureServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 
 /** Streams to judge a connection by; premature resets alone reaching half of it end it sooner. */
 export const PREMATURE_RESET_STREAMS = 500;
@@ -27,7 +27,7 @@ type Tracked = ServerHttp2Stream & { [TALLY]?: Tally; [OPENED]?: number };
  * Closes (GOAWAY ENHANCE_YOUR_CALM) each HTTP/2 connection of `server` whose client resets its
  * streams prematurely, after telling `onAbuse` (to log and count it).
  */
-export function closeOnPrematureResets(server: Http2SecureServer, onAbuse: Tally['onAbuse']): void {
+export function closeOnPrematureResets(server: Http2SecureServer | Http2Server, onAbuse: Tally['onAbuse']): void {
   server.on('session', (session: ServerHttp2Session) => {
     const tally: Tally = { closed: 0, premature: 0, session, onAbuse };
     session.on('stream', (stream: Tracked) => {

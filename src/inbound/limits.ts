@@ -8,6 +8,8 @@ import type { Config } from '../config/config.ts';
 import type { Runtime } from '../runtime/state.ts';
 import { refuseRaw } from '../http/refuse.ts';
 import { headersTooLargeMessage } from '../http/header-limit.ts';
+import { closeOnPrematureResets } from '../http/premature-reset.ts';
+import { log } from '../log.ts';
 import { RequestRefused } from '../errors.ts';
 import { auditRecord, refusedBeforePolicy } from './authorize.ts';
 import type { Identify } from './identify.ts';
@@ -108,4 +110,19 @@ function whenNoAnswerInFlight(socket: Socket, then: () => void): void {
 function bodyUnfinished(socket: Socket): boolean {
   const incoming = (socket as Socket & { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming;
   return incoming != null && !incoming.complete;
+}
+
+/**
+ * HTTP/2 rapid reset (http/premature-reset.ts) on an inbound listener: the connection is closed,
+ * and the warning names the caller as the listener identifies it.
+ */
+export function guardRapidResets(server: Http2SecureServer | Http2Server, rt: Runtime, identify: Identify): void {
+  closeOnPrematureResets(server, (session, tally) => {
+    rt.metrics.prematureResetClose();
+    const caller = identify({ socket: session.socket });
+    log.warn('closed an HTTP/2 connection whose client reset most of its streams at once (rapid reset)', {
+      peer: caller instanceof RequestRefused ? null : caller.principal, address: session.socket.remoteAddress ?? null,
+      streams: tally.closed, premature: tally.premature,
+    });
+  });
 }

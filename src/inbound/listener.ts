@@ -15,7 +15,7 @@ import { checkPeer, type PeerCheck } from '../identity/peer.ts';
 import { outsideItsBundle } from '../identity/federation.ts';
 import type { UpstreamPool } from '../forward/upstream.ts';
 import { rememberPeer, byCertificate } from './identify.ts';
-import { serverLimits, applyLimits } from './limits.ts';
+import { serverLimits, applyLimits, guardRapidResets } from './limits.ts';
 import { inboundHandler } from './handler.ts';
 import { inboundUpgradeHandler } from './upgrade.ts';
 import { inboundConnectHandler } from './websocket-h2.ts';
@@ -23,7 +23,6 @@ import { log } from '../log.ts';
 import { isoTime } from '../audit/time.ts';
 import { H2_HEADER_TABLE_BYTES, H2_MAX_SESSION_MEMORY_MB } from '../http/h2.ts';
 import { h2AdvertisedHeaderListSize } from '../http/header-limit.ts';
-import { closeOnPrematureResets } from '../http/premature-reset.ts';
 
 export function secureContextOptions(m: TlsMaterial): SecureContextOptions {
   return { cert: m.certPem, key: m.keyPem, ca: m.peerCaPem };
@@ -62,13 +61,7 @@ export function createInboundServer(rt: Runtime, upstream: UpstreamPool): Inboun
     socket.destroy();
   });
 
-  closeOnPrematureResets(server, (session, tally) => {
-    rt.metrics.prematureResetClose();
-    const caller = byCertificate({ socket: session.socket });
-    log.warn('closed an HTTP/2 connection whose client reset most of its streams at once (rapid reset)', {
-      peer: 'principal' in caller ? caller.principal : null, address: session.socket.remoteAddress ?? null, streams: tally.closed, premature: tally.premature,
-    });
-  });
+  guardRapidResets(server, rt, byCertificate);
 
   const handle = containFaults(inboundHandler(rt, upstream, byCertificate, 'mtls'));
   server.on('request', handle);

@@ -5,9 +5,8 @@
 // the app sends http:// and the sidecar originates TLS per route. HTTP/1.1 Upgrade requests
 // (WebSocket) are routed, given their token and audited as requests are (handler.ts).
 // HTTP/2 with prior knowledge (h2c, what a gRPC client speaks to a plaintext target) is accepted
-// on the same port: the first bytes of a connection tell the HTTP/2 preface from an HTTP/1.1
-// request line, and the connection goes to the matching server; both share one handler, which
-// holds h2c requests to the header limit (node:http2 does not; see http/header-limit.ts).
+// on the same port (http/preface.ts); both servers share one handler, which holds h2c requests to
+// the header limit (node:http2 does not; see http/header-limit.ts).
 import type { Server } from 'node:http';
 import { createServer } from '../http/node-http.ts';
 import { createServer as createH2cServer } from 'node:http2';
@@ -18,6 +17,7 @@ import type { Runtime } from '../runtime/state.ts';
 import { refuseRaw } from '../http/refuse.ts';
 import { containFaults } from '../http/fault.ts';
 import { trackConnections } from '../http/connections.ts';
+import { dispatchByPreface, handedConnections } from '../http/preface.ts';
 import { H2_MAX_SESSION_MEMORY_MB } from '../http/h2.ts';
 import { h2AdvertisedHeaderListSize, headersTooLargeMessage } from '../http/header-limit.ts';
 import { serverLimits, cutIdleConnections } from '../inbound/limits.ts';
@@ -53,26 +53,9 @@ export function createOutboundServer(rt: Runtime, fwd: OutboundForwarding): Outb
   return { listener, closeAllConnections: trackConnections(listener) };
 }
 
-// "PRI * HTTP/2.0\r\n…": no HTTP/1.1 method starts with PRI, so three bytes decide.
-const PREFACE_START = Buffer.from('PRI');
-
-function dispatchByPreface(socket: Socket, to: (isH2: boolean) => void): void {
-  let head: Buffer = Buffer.alloc(0);
-  const onData = (chunk: Buffer): void => {
-    head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
-    if (head.length < PREFACE_START.length && PREFACE_START.subarray(0, head.length).equals(head)) return;
-    socket.off('data', onData);
-    socket.pause();
-    // The bytes read go back in front of the stream for the server that takes the connection.
-    socket.unshift(head);
-    to(head.subarray(0, PREFACE_START.length).equals(PREFACE_START));
-  };
-  socket.on('data', onData);
-}
-
 function createHttp1Server(rt: Runtime, handle: OutboundHandler['request'], upgrade: OutboundHandler['upgrade']): Server {
   const c = rt.config;
-  const server = createServer(serverLimits(c));
+  const server = handedConnections(createServer(serverLimits(c)));
   cutIdleConnections(server, c.clientIdleTimeoutMs);
   server.on('request', handle);
   const refuseSocket = (socket: Duplex, message: string): void => {

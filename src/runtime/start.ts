@@ -126,8 +126,8 @@ async function open(config: Config, closers: Closers): Promise<Running> {
   // By the time this runs a shutdown has drained (see below); at a failed start it cuts at once.
   closers.add('inbound listener', () => { const closed = closeServer(inbound); closeAllInbound(); return closed; });
   const plaintext = config.plaintextListen ? createPlaintextServer(rt, upstream) : null;
-  const plaintextAt = plaintext && config.plaintextListen ? await listen(plaintext, config.plaintextListen) : null;
-  if (plaintext && plaintextAt) closers.add('plaintext listener', () => { const closed = closeServer(plaintext); plaintext.closeAllConnections(); return closed; });
+  const plaintextAt = plaintext && config.plaintextListen ? await listen(plaintext.listener, config.plaintextListen) : null;
+  if (plaintext && plaintextAt) closers.add('plaintext listener', () => { const closed = closeServer(plaintext.listener); plaintext.closeAllConnections(); return closed; });
   if (plaintext && policy.boundaries.length === 0) log.warn('the plaintext listener is on but no TrustBoundary is loaded: every plaintext request will be refused');
   const outboundAgents = new OutboundAgents(config, () => rt.tls, () => rt.policy);
   closers.add('outbound agents', () => outboundAgents.close());
@@ -159,9 +159,8 @@ async function open(config: Config, closers: Closers): Promise<Running> {
     // the HTTP/2 listener also sends GOAWAY on each session: peers open no new streams, and the
     // streams in flight finish. The outbound listener stays open meanwhile: the app may need
     // outbound calls to finish its in-flight work.
-    const listeners = plaintext ? [inbound, plaintext] : [inbound];
-    for (const l of listeners) l.close();
-    plaintext?.closeIdleConnections();
+    inbound.close();
+    if (plaintext) { plaintext.listener.close(); plaintext.drain(); }
     // With allowHTTP1, node:http2 also tracks idle HTTP/1.1 connections (untyped in @types/node).
     (inbound as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
     const deadline = Date.now() + config.drainTimeoutMs;
@@ -170,7 +169,8 @@ async function open(config: Config, closers: Closers): Promise<Running> {
     // sessions, each sent GOAWAY above, end their connections themselves when their frames are
     // out; cut before that, a gRPC call could lose its final status (with the CPU busy, 3 runs in 10
     // of the drain test through a peer got their last reply and then RST_STREAM, not trailers).
-    while (openSessions() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    const sessionsOpen = (): number => openSessions() + (plaintext?.openSessions() ?? 0);
+    while (sessionsOpen() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     // Then everything start() opened, newest first: watchers, outbound, the inbound connections
     // still open after the grace period, the upstream pool, admin, token services, audit log.
     await closers.unwind();

@@ -4,7 +4,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request, type IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as h2connect, type IncomingHttpHeaders } from 'node:http2';
+import { once } from 'node:events';
 import { rm, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -113,6 +115,24 @@ describe('inbound plaintext listener and trust boundaries', () => {
     assert.equal(line?.code, 'bad_request');
     assert.equal(line?.tls, 'plaintext');
     assert.equal(line?.boundary, 'cluster');
+  });
+
+  it('opens a WebSocket over h2c (RFC 8441) from inside the boundary, authorized as the GET it stands for', async () => {
+    const session = h2connect(`http://127.0.0.1:${port}`, { createConnection: () => tcpConnect({ host: '127.0.0.1', port, localAddress: INSIDE }) });
+    try {
+      const [settings] = await once(session, 'remoteSettings') as [{ enableConnectProtocol?: boolean }];
+      assert.equal(settings.enableConnectProtocol, true);
+      const stream = session.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'http', ':path': '/orders/live', ':authority': 'localhost',
+        'sec-websocket-version': '13', 'x-request-id': 'ws-h2c-1' });
+      const [headers] = await once(stream, 'response') as [IncomingHttpHeaders];
+      assert.equal(headers[':status'], 200);
+      assert.deepEqual(app.seen.at(-1) && { method: app.seen.at(-1)!.method, url: app.seen.at(-1)!.url }, { method: 'WS', url: '/orders/live' });
+      const line = await waitForAuditLine(audit, (l) => l.requestId === 'ws-h2c-1');
+      assert.equal(line?.method, 'GET');
+      assert.equal(line?.decision, 'allow');
+      assert.equal(line?.tls, 'plaintext');
+      stream.close();
+    } finally { session.destroy(); }
   });
 
   it('is off by default', async () => {

@@ -68,6 +68,23 @@ describe('HTTP versions on the outbound listener', () => {
     assert.match(reply, /"method":"POST","url":"\/split"/);
   });
 
+  it('answers a header block trickled past --header-timeout 408 request_timeout (slowloris)', async () => {
+    const quick = await startSidecar(['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
+      '--policies', policies, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--header-timeout', '500ms']);
+    try {
+      const reply = await new Promise<string>((resolve, reject) => {
+        const s = connect(quick.outboundPort, '127.0.0.1', () => s.write(`GET /drip HTTP/1.1\r\nhost: 127.0.0.1:${new URL(app.upstream).port}\r\n`));
+        const drip = setInterval(() => { if (s.writable) s.write('x-drip: 1\r\n'); }, 100);
+        let out = '';
+        s.setEncoding('utf8').on('data', (d: string) => { out += d; });
+        s.on('close', () => { clearInterval(drip); resolve(out); }).on('error', reject);
+        setTimeout(() => s.destroy(), 5000).unref();
+      });
+      assert.match(reply, /^HTTP\/1\.1 408 /);
+      assert.match(reply, /"error":"request_timeout"/);
+    } finally { await quick.stop(); }
+  });
+
   it('closes a connection that sends nothing within --header-timeout', async () => {
     const quick = await startSidecar(['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
       '--policies', policies, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--header-timeout', '300ms']);
