@@ -18,7 +18,11 @@ export type LoadTarget =
   | { kind: 'http'; host: string; port: number; socketPath?: string; hostHeader?: string }
   | { kind: 'https'; host: string; port: number; ca: string; cert: string; key: string; servername: string };
 
-interface Common { target: LoadTarget; path: string; bodyBytes: number }
+interface Common {
+  target: LoadTarget; path: string; bodyBytes: number;
+  /** Sent with every request besides the generator's own (a token, to price carrying one). */
+  extraHeaders?: Record<string, string>;
+}
 export interface RateSpec extends Common {
   mode: 'rate'; rate: number; requests: number; warmupRequests: number;
   /** Return every sample as well, so rounds run at different times can be merged exactly. */
@@ -58,6 +62,7 @@ function makeSender(spec: LoadSpec, keepAlive: boolean, maxSockets: number): (do
     ...(keepAlive ? {} : { connection: 'close' }),
     // The outbound listener routes by Host: the destination, not the sidecar's own address.
     ...(t.kind === 'http' && t.hostHeader ? { host: t.hostHeader } : {}),
+    ...spec.extraHeaders,
   };
   let agent: HttpAgent | HttpsAgent | false = false;
   let tls = {};

@@ -58,7 +58,15 @@ export interface TokenCacheOptions {
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   now?: () => number;
-  /** lru-cache reuses a clock reading for this long (1 ms: one performance.now() per ms under load); tests with a fake clock use 0. */
+  /**
+   * lru-cache reuses a clock reading for this long (default 100 ms); tests with a fake clock use 0.
+   * Each fresh reading also arms a timer that expires it: at 1 ms (lru-cache's default) a request
+   * arriving more than 1 ms after the last one (any moderate rate) armed one, and the event loop
+   * woke once more per request to fire it. That was most of what a cached token cost at 500 req/s
+   * (bench/FINDINGS.md, "Outbound with a cached token"). 100 ms is far inside every margin the
+   * cache keeps: a token is served at most that long past its refresh point, never past its expiry
+   * (the usable end is at least half the token's life, and up to --clock-skew, before it).
+   */
   ttlResolutionMs?: number;
   random?: () => number;
   onEvent?: (e: TokenCacheEvent) => void;
@@ -81,7 +89,7 @@ export class TokenCache {
   constructor(fetcher: TokenFetcher, opts: TokenCacheOptions) {
     this.#fetch = fetcher;
     this.#o = {
-      backoffBaseMs: 500, backoffMaxMs: 30_000, now: () => performance.now(), ttlResolutionMs: 1, random: Math.random, onEvent: () => {},
+      backoffBaseMs: 500, backoffMaxMs: 30_000, now: () => performance.now(), ttlResolutionMs: 100, random: Math.random, onEvent: () => {},
       ...opts,
     };
     const now = this.#o.now;

@@ -191,3 +191,25 @@ test('the header value is the scheme and the token, or the bare token for an emp
   assert.equal(t.header('Bearer'), t.header('Bearer'));
   assert.equal(t.header(''), 'abc');
 });
+
+test('cached-token lookups spread over time arm at most one clock timer per 100 ms, not one per lookup', async () => {
+  // The production clock settings (no ttlResolutionMs override): each fresh clock reading inside
+  // lru-cache arms a timer that expires it, and a timer that fires is one more event-loop wake-up.
+  const clock = { t: 1_000_000 };
+  const cache = new TokenCache(() => Promise.resolve({ accessToken: 'tok', lifetimeMs: 300_000 }), {
+    max: 10, refreshFraction: 0.8, clockSkewMs: 30_000, now: () => clock.t,
+  });
+  await cache.obtain('k', REQ);
+  const real = globalThis.setTimeout;
+  let armed = 0;
+  globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => { armed++; return real(...args); }) as typeof setTimeout;
+  try {
+    // 50 lookups 2 ms apart (500 a second): 100 ms of traffic.
+    for (let i = 0; i < 50; i++) {
+      clock.t += 2;
+      assert.equal(cache.peek('k')?.token, 'tok');
+      await new Promise((r) => real(r, 2));
+    }
+  } finally { globalThis.setTimeout = real; }
+  assert.ok(armed <= 2, `${armed} timers armed for 50 lookups`);
+});
