@@ -12,7 +12,7 @@ import { connect as h2connect } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { issueCertificate } from '../../src/certs/pki.ts';
@@ -21,7 +21,7 @@ import type { Sidecar } from '../support/sidecar.ts';
 import { auditLines, waitForAuditLine, type AuditLine } from '../support/audit.ts';
 import { route, boundary } from '../policy/helpers.ts';
 import { startOutboundFixture, type OutboundFixture } from '../outbound/fixture.ts';
-import { startIssuerProcess, bearer, type IssuerProcess } from '../tokens/support.ts';
+import { startHttpsIssuer, bearer, type IssuerProcess } from '../tokens/support.ts';
 import { Received, acceptFor, newKey, readTextFrame, textFrame } from '../support/raw-websocket.ts';
 
 const POLICIES = [
@@ -39,11 +39,7 @@ const CLIENTS = `clients:
         scopes: [chat.talk]
 `;
 
-async function issuerFor(pki: TestPki, work: string): Promise<IssuerProcess> {
-  const pair = await pki.issue('issuer', { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-  await writeFile(join(work, 'clients.yaml'), CLIENTS);
-  return startIssuerProcess(['--clients', join(work, 'clients.yaml'), '--cert', pair.cert, '--key', pair.key, '--ca', pki.ca], pki.caPair.certPem);
-}
+const issuerFor = (pki: TestPki, work: string): Promise<IssuerProcess> => startHttpsIssuer(pki, work, CLIENTS);
 
 /** One upgrade as a destination received it. */
 interface Arrival {

@@ -4,12 +4,11 @@
 // bundle, and every call kind passes with its metadata and trailers.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { decodeJwt } from 'jose';
 import { SERVER_ID, type TestPki } from '../support/pki.ts';
 import { startOutboundFixture, type OutboundFixture } from './fixture.ts';
-import { startIssuerProcess, type IssuerProcess } from '../tokens/support.ts';
+import { startHttpsIssuer, type IssuerProcess } from '../tokens/support.ts';
 import { grpc, grpcClient, unary, serverStream, clientStream, bidiPingPong, startGrpcServer, type GrpcServer, type EchoClient } from '../support/grpc.ts';
 
 const ROUTES = `apiVersion: authproxy.dev/v1
@@ -31,11 +30,7 @@ const CLIENTS = `clients:
         scopes: [payments.charge]
 `;
 
-async function issuerFor(pki: TestPki, work: string): Promise<IssuerProcess> {
-  const pair = await pki.issue('issuer', { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-  await writeFile(join(work, 'clients.yaml'), CLIENTS);
-  return startIssuerProcess(['--clients', join(work, 'clients.yaml'), '--cert', pair.cert, '--key', pair.key, '--ca', pki.ca], pki.caPair.certPem);
-}
+const issuerFor = (pki: TestPki, work: string): Promise<IssuerProcess> => startHttpsIssuer(pki, work, CLIENTS);
 
 describe('gRPC from the app to a TLS gRPC destination', () => {
   let fixture: OutboundFixture; let server: GrpcServer; let client: EchoClient;

@@ -3,7 +3,7 @@
 // destination, and HTTP_PROXY-style clients (Node's http with absolute-form targets, and curl -x).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
@@ -14,7 +14,7 @@ import type { Sidecar } from '../support/sidecar.ts';
 import { startOutboundFixture, type OutboundFixture } from './fixture.ts';
 import { curl } from '../support/clients.ts';
 import { auditLines, waitForAuditLine, type AuditLine } from '../support/audit.ts';
-import { startIssuerProcess, viaProxy, echoed, bearer, type IssuerProcess } from '../tokens/support.ts';
+import { startHttpsIssuer, viaProxy, echoed, bearer, type IssuerProcess } from '../tokens/support.ts';
 
 const ROUTES = `apiVersion: authproxy.dev/v1
 kind: OutboundRoute
@@ -42,11 +42,7 @@ const CLIENTS = `clients:
         roles: [Payments.Writer]
 `;
 
-async function issuerFor(pki: TestPki, work: string): Promise<IssuerProcess> {
-  const pair = await pki.issue('issuer', { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-  await writeFile(join(work, 'clients.yaml'), CLIENTS);
-  return startIssuerProcess(['--clients', join(work, 'clients.yaml'), '--cert', pair.cert, '--key', pair.key, '--ca', pki.ca], pki.caPair.certPem);
-}
+const issuerFor = (pki: TestPki, work: string): Promise<IssuerProcess> => startHttpsIssuer(pki, work, CLIENTS);
 
 describe('outbound path with the real issuer', () => {
   let fixture: OutboundFixture; let app: TestApp; let audit: string;

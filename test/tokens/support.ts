@@ -7,7 +7,10 @@ import { once } from 'node:events';
 import { createServer, request as httpRequest, type Agent as HttpAgent, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { BIN, REPO } from '../support/sidecar.ts';
+import type { TestPki } from '../support/pki.ts';
 
 export interface IssuerProcess {
   proc: ChildProcess;
@@ -19,6 +22,16 @@ export interface IssuerProcess {
   waitForIssued(n: number, timeoutMs?: number): Promise<void>;
   approve(client: string, role: string, forMs: number, audience?: string): Promise<string>;
   stop(): Promise<void>;
+}
+
+/**
+ * The dev issuer over HTTPS with a certificate for localhost from the test CA, its clients read
+ * from `clients` (a clients.yaml, written into `work`).
+ */
+export async function startHttpsIssuer(pki: TestPki, work: string, clients: string): Promise<IssuerProcess> {
+  const pair = await pki.issue('issuer', { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  await writeFile(join(work, 'clients.yaml'), clients);
+  return startIssuerProcess(['--clients', join(work, 'clients.yaml'), '--cert', pair.cert, '--key', pair.key, '--ca', pki.ca], pki.caPair.certPem);
 }
 
 /** `caPem`: the CA an HTTPS issuer's certificate chains to (for the approvals channel). */
