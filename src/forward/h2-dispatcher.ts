@@ -296,7 +296,7 @@ class H2Call implements Dispatcher.DispatchController {
     this.#unhook();
     this.#handler.onResponseEnd?.(this, this.#trailers);
   };
-  readonly #onError = (err: Error): void => this.fail(this.#stream!.rstCode === NGHTTP2_REFUSED_STREAM ? this.#refused() : err);
+  readonly #onError = (err: Error): void => this.#failStream(err);
   readonly #onBodyData = (chunk: Buffer): void => {
     this.#sentBytes += chunk.length;
     if (this.#sentBytes <= SMALL_BODY_BYTES) { this.#sent!.push(chunk); return; }
@@ -308,17 +308,19 @@ class H2Call implements Dispatcher.DispatchController {
     this.#sent = null;
     this.#bodyStream!.off('data', this.#onBodyData);
   }
-  /** The refusal, with the body to send again when it was streamed, has ended, and was all kept. */
-  #refused(): StreamRefused {
+  /**
+   * Fails the call with `err`, or, for a stream the peer refused, with the refusal and the body to
+   * send again when it was streamed, has ended, and was all kept.
+   */
+  #failStream(err: Error): void {
+    if (this.#stream!.rstCode !== NGHTTP2_REFUSED_STREAM) { this.fail(err); return; }
     const body = this.#bodyStream;
-    return new StreamRefused(body && body.readableEnded && this.#sent ? Buffer.concat(this.#sent, this.#sentBytes) : null);
+    this.fail(new StreamRefused(body && body.readableEnded && this.#sent ? Buffer.concat(this.#sent, this.#sentBytes) : null));
   }
   readonly #onBodyError = (err: Error): void => this.abort(err);
   readonly #onClose = (): void => {
     if (this.#done) return;
-    const code = this.#stream!.rstCode;
-    this.fail(code === NGHTTP2_REFUSED_STREAM ? this.#refused()
-      : Object.assign(new Error(`stream closed by the peer (HTTP/2 error code ${code ?? 'unknown'})`), { code: 'ERR_HTTP2_STREAM_ERROR' }));
+    this.#failStream(Object.assign(new Error(`stream closed by the peer (HTTP/2 error code ${this.#stream!.rstCode ?? 'unknown'})`), { code: 'ERR_HTTP2_STREAM_ERROR' }));
   };
 
   // ('wantTrailers' stays: an app may answer before the request body is all sent, and the stream

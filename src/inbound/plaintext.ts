@@ -21,7 +21,7 @@ import { inboundUpgradeHandler } from './upgrade.ts';
 import { inboundConnectHandler } from './websocket-h2.ts';
 import { h2Settings } from './listener.ts';
 import { containFaults } from '../http/fault.ts';
-import { dispatchByPreface, handedConnections } from '../http/preface.ts';
+import { serveByPreface } from '../http/preface.ts';
 import { trackConnections, countSessions } from '../http/connections.ts';
 
 export interface PlaintextServer {
@@ -40,7 +40,7 @@ export function createPlaintextServer(rt: Runtime, upstream: UpstreamPool): Plai
   const handle = containFaults(inboundHandler(rt, upstream, identify, 'plaintext'));
   const connect = containFaults(inboundConnectHandler(rt, identify, 'plaintext'));
 
-  const http1: Server = handedConnections(createServer(serverLimits(c)));
+  const http1: Server = createServer(serverLimits(c));
   applyLimits(http1, rt, identify, 'plaintext');
   http1.on('request', handle);
   // Expect: 100-continue: the 100 is the handler's to send, once the request is allowed.
@@ -58,16 +58,8 @@ export function createPlaintextServer(rt: Runtime, upstream: UpstreamPool): Plai
   const openSessions = countSessions(h2c);
 
   // net.Server keeps Nagle on unless told (http.Server turns it off): off, as on every hop.
-  const listener = createNetServer({ noDelay: true }, (socket) => {
-    // A client that connects and sends nothing is cut like a slow header block (slowloris).
-    socket.setTimeout(c.headerTimeoutMs, () => socket.destroy());
-    dispatchByPreface(socket, (isH2) => {
-      socket.setTimeout(0);
-      if (isH2) { h2c.emit('connection', socket); return; }
-      http1.emit('connection', socket);
-      socket.resume();
-    });
-  });
+  const listener = createNetServer({ noDelay: true });
+  serveByPreface(listener, c.headerTimeoutMs, http1, h2c);
   listener.maxConnections = c.maxConnections;
   return {
     listener,

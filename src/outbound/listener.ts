@@ -17,7 +17,7 @@ import type { Runtime } from '../runtime/state.ts';
 import { refuseRaw } from '../http/refuse.ts';
 import { containFaults } from '../http/fault.ts';
 import { trackConnections } from '../http/connections.ts';
-import { dispatchByPreface, handedConnections } from '../http/preface.ts';
+import { serveByPreface } from '../http/preface.ts';
 import { H2_MAX_SESSION_MEMORY_MB } from '../http/h2.ts';
 import { h2AdvertisedHeaderListSize, headersTooLargeMessage } from '../http/header-limit.ts';
 import { serverLimits, cutIdleConnections } from '../inbound/limits.ts';
@@ -29,18 +29,7 @@ export interface OutboundServer { listener: NetServer; closeAllConnections(): vo
 
 export function createOutboundServer(rt: Runtime, fwd: OutboundForwarding): OutboundServer {
   // net.Server keeps Nagle on unless told (http.Server turns it off): off, as on every hop.
-  const listener = createNetServer({ noDelay: true }, (socket) => {
-    // A client that connects and sends nothing is cut like a slow header block (slowloris).
-    socket.setTimeout(rt.config.headerTimeoutMs, () => socket.destroy());
-    dispatchByPreface(socket, (isH2) => {
-      socket.setTimeout(0);
-      if (isH2) { h2c.emit('connection', socket); return; }
-      server.emit('connection', socket);
-      // The HTTP/1.1 parser reads what was put back only once the socket flows again (the
-      // HTTP/2 session takes its buffered bytes itself).
-      socket.resume();
-    });
-  });
+  const listener = createNetServer({ noDelay: true });
   // One handler, so one loop guard (one hop id) for both protocols.
   const handler = outboundHandler(rt, fwd, new LoopGuard(listener));
   const handle = containFaults(handler.request);
@@ -50,12 +39,13 @@ export function createOutboundServer(rt: Runtime, fwd: OutboundForwarding): Outb
   const h2c = createH2cServer({ settings: { maxHeaderListSize: h2AdvertisedHeaderListSize(rt.config.maxHeaderBytes) }, maxSessionMemory: H2_MAX_SESSION_MEMORY_MB });
   cutIdleConnections(h2c, rt.config.clientIdleTimeoutMs);
   h2c.on('request', handle);
+  serveByPreface(listener, rt.config.headerTimeoutMs, server, h2c);
   return { listener, closeAllConnections: trackConnections(listener) };
 }
 
 function createHttp1Server(rt: Runtime, handle: OutboundHandler['request'], upgrade: OutboundHandler['upgrade']): Server {
   const c = rt.config;
-  const server = handedConnections(createServer(serverLimits(c)));
+  const server = createServer(serverLimits(c));
   cutIdleConnections(server, c.clientIdleTimeoutMs);
   server.on('request', handle);
   const refuseSocket = (socket: Duplex, message: string): void => {
