@@ -108,6 +108,7 @@ class Bench {
   async measureAll(running: Array<{ r: PathResult; t: RunningTarget }>): Promise<void> {
     const rotate = <T>(xs: T[], k: number): T[] => xs.map((_, i) => xs[(i + k) % xs.length]!);
     const rates = new Map<PathResult, RateResult[]>();
+    const rateCpu = new Map<PathResult, { seconds: number; requests: number }>();
     const per = Math.ceil(this.s.requests / this.s.rounds);
     if (this.s.coldRequests) {
       // Reported apart, so the warm-up below hides nothing: what a just-started sidecar serves.
@@ -127,12 +128,21 @@ class Bench {
       progress(`fixed rate, round ${round + 1}/${this.s.rounds}`);
       for (const { r, t } of rotate(running, round)) {
         try {
+          const c0 = t.cpuSeconds();
           const part = await this.rate(t.load, per, this.s.warmupRequests);
+          const acc = rateCpu.get(r) ?? { seconds: 0, requests: 0 };
+          acc.seconds += t.cpuSeconds() - c0; acc.requests += per + this.s.warmupRequests;
+          rateCpu.set(r, acc);
           rates.set(r, [...(rates.get(r) ?? []), part]);
         } catch (e) { this.notes.push(`${r.label}: fixed-rate round ${round + 1} failed: ${firstLine(e)}`); }
       }
     }
-    for (const [r, parts] of rates) r.rate = mergeRates(parts);
+    for (const [r, parts] of rates) {
+      r.rate = mergeRates(parts);
+      r.rateRoundP50s = parts.map((p) => p.latency.p50);
+      const c = rateCpu.get(r);
+      r.rateCpuUsPerRequest = c && c.requests ? (c.seconds * 1e6) / c.requests : null;
+    }
 
     const sats = new Map<PathResult, { results: SaturateResult[]; cpu: number; appCpu: number; requests: number }>();
     for (let round = 0; round < this.s.saturateRounds; round++) {

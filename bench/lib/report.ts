@@ -26,6 +26,10 @@ export interface PathResult {
   idle: MemoryReading | null;
   peak: MemoryReading | null;
   rate: RateResult | null;
+  /** The p50 (ms) of each fixed-rate round in order: how much a row moves from round to round. */
+  rateRoundP50s?: number[];
+  /** CPU time of the proxy's processes per request at the fixed rate (work not shared by close requests shows here). */
+  rateCpuUsPerRequest?: number | null;
   /** The first requests after start, at the fixed rate and before any warm-up (JIT still cold). */
   cold?: LatencySummary | null;
   /** Mean req/s over the saturation rounds (latency from the best round). */
@@ -181,6 +185,10 @@ export function renderMarkdown(r: BenchReport): string {
   L.push('');
   const lags = r.paths.filter((p) => p.rate).map((p) => `${p.label} ${f(p.rate!.sendLag.p99, 3)}`);
   if (lags.length) L.push(`Harness check, generator send lag p99 (ms; should be well under the p50 above): ${lags.join(' · ')}.`, '');
+  const rounds = r.paths.filter((p) => p.rateRoundP50s?.length).map((p) => `${p.label} ${p.rateRoundP50s!.map((v) => f(v, 3)).join('/')}`);
+  if (rounds.length) L.push(`p50 of each round in the order run (ms; how far a row moves between rounds, so how far apart two rows must be to differ): ${rounds.join(' · ')}.`, '');
+  const rateCpu = r.paths.filter((p) => p.rateCpuUsPerRequest != null).map((p) => `${p.label} ${int(p.rateCpuUsPerRequest)}`);
+  if (rateCpu.length) L.push(`Proxy CPU per request at the fixed rate (µs, all rounds, their warm-up requests included; the app's for the direct row): ${rateCpu.join(' · ')}.`, '');
   const colds = r.paths.filter((p) => p.cold).map((p) => `${p.label} ${f(p.cold!.p50, 3)}/${f(p.cold!.p99, 3)}/${f(p.cold!.max, 1)}`);
   if (colds.length) L.push(`Cold, the first ${int(s.coldRequests ?? 0)} requests after start at the same rate, before the warm-up (p50/p99/max, ms; not part of the table or the budgets): ${colds.join(' · ')}.`, '');
   const svc = r.paths.filter((p) => p.rate).map((p) => `${p.label} ${f(p.rate!.service.p50, 3)}/${f(p.rate!.service.p99, 3)}`);

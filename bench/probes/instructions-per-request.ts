@@ -18,13 +18,12 @@
 // run that answered more requests handled more of them per event-loop turn): 331,000–354,000
 // for builds that differ in two small functions, ordered by requests answered rather than by
 // build. Counting at a fixed rate instead spread 533,000–649,000 (idle-time work).
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { makeBenchPki } from '../lib/pki.ts';
-import { BENCH_DIR, cpuPlan, firstJsonLine, freePorts, hasCommand, runLoadgen, spawnOn, stopProcess, waitFor200 } from '../lib/procs.ts';
-import { forwarderEnv, tlsLoad, type Context } from '../lib/targets.ts';
+import { openProbe } from '../lib/probe.ts';
+import { BENCH_DIR, firstJsonLine, freePorts, hasCommand, runLoadgen, spawnOn, stopProcess, waitFor200 } from '../lib/procs.ts';
+import { forwarderEnv, tlsLoad } from '../lib/targets.ts';
 import { PRODUCTION_ENV, PRODUCTION_NODE_OPTIONS } from '../../src/runtime/node-options.ts';
 import type { SaturateResult } from '../loadgen.ts';
 
@@ -36,14 +35,11 @@ if (targets.length === 0 || !hasCommand('valgrind')) {
   process.exit(2);
 }
 const PHASE_MS = 40_000;
-const cpu = cpuPlan();
-const work = await mkdtemp(join(tmpdir(), 'authproxy-instructions-'));
-const pki = await makeBenchPki();
-const appProc = spawnOn(cpu.targetCpu, process.execPath, [join(BENCH_DIR, 'app.ts'), join(work, 'app.sock')], { stdio: ['ignore', 'pipe', 'pipe'] });
+const probe = await openProbe('instructions');
+const { ctx } = probe;
+const { cpu, work, pki, app } = ctx;
 const rows: string[] = [];
 try {
-  const app = await firstJsonLine<{ port: number; socketPath: string }>(appProc);
-  const ctx: Context = { pki, app: { ...app, pid: appProc.pid! }, cpu, work };
   for (const [i, target] of targets.entries()) {
     const [sidecarPort, adminPort, outboundPort] = await freePorts(3) as [number, number, number];
     const callgrind = ['--tool=callgrind', '--smc-check=all-non-file', '--separate-threads=yes', `--callgrind-out-file=${join(work, `callgrind-${i}`)}.%p`, process.execPath];
@@ -78,7 +74,5 @@ try {
   console.log('| proxy | requests counted | main thread, instructions per request | all threads |\n| --- | ---: | ---: | ---: |');
   console.log(rows.join('\n'));
 } finally {
-  await stopProcess(appProc);
-  await rm(work, { recursive: true, force: true });
-  await rm(pki.dir, { recursive: true, force: true });
+  await probe.close();
 }

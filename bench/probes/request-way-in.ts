@@ -8,13 +8,12 @@
 // CHECKOUT is another work tree of this repo (git worktree add /tmp/base HEAD~1; then
 // ln -s "$PWD/node_modules" /tmp/base/node_modules); its sidecar runs as a third row.
 // Each round sends 5,000 requests (after 200 warm-up) at 500 req/s to each target in turn.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { makeBenchPki } from '../lib/pki.ts';
-import { BENCH_DIR, REPO, cpuPlan, firstJsonLine, runLoadgen, spawnOn, stopProcess } from '../lib/procs.ts';
-import { startAuthproxy, startNodeFloor, type Context, type RunningTarget } from '../lib/targets.ts';
+import { openProbe } from '../lib/probe.ts';
+import { BENCH_DIR, REPO, runLoadgen } from '../lib/procs.ts';
+import { startAuthproxy, startNodeFloor, type RunningTarget } from '../lib/targets.ts';
 import { summarize } from '../lib/stats.ts';
 import { PRODUCTION_NODE_OPTIONS } from '../../src/runtime/node-options.ts';
 import type { RateResult } from '../loadgen.ts';
@@ -22,12 +21,9 @@ import type { RateResult } from '../loadgen.ts';
 const { values } = parseArgs({ options: { against: { type: 'string' }, rounds: { type: 'string', default: '3' } } });
 const rounds = Number(values.rounds);
 const timer = join(BENCH_DIR, 'probes', 'request-way-in-timer.ts');
-const cpu = cpuPlan();
-const work = await mkdtemp(join(tmpdir(), 'authproxy-way-in-'));
-const pki = await makeBenchPki();
-const appProc = spawnOn(cpu.targetCpu, process.execPath, [join(BENCH_DIR, 'app.ts'), join(work, 'app.sock')], { stdio: ['ignore', 'pipe', 'pipe'] });
-const app = await firstJsonLine<{ port: number; socketPath: string }>(appProc);
-const ctx: Context = { pki, app: { ...app, pid: appProc.pid! }, cpu, work };
+const probe = await openProbe('way-in');
+const { ctx } = probe;
+const { cpu, work } = ctx;
 
 interface Row { name: string; target: RunningTarget; out: string; clientP50: number[] }
 const timed = (name: string): { out: string; env: NodeJS.ProcessEnv } => {
@@ -65,7 +61,5 @@ try {
   }
 } finally {
   for (const row of rows) await row.target.stop().catch(() => {});
-  await stopProcess(appProc);
-  await rm(work, { recursive: true, force: true });
-  await rm(pki.dir, { recursive: true, force: true });
+  await probe.close();
 }

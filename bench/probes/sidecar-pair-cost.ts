@@ -9,26 +9,20 @@
 // --perf records sidecar A with `perf record -e cpu-clock -g` during the first measured round, which
 // reads slower for it (linux-perf; read with perf report -i FILE); --cpu-prof writes both sidecars' V8 profiles;
 // --node-options adds to the production Node options of both (a runtime flag or an --import to try).
-import { mkdtemp, rm } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { makeBenchPki } from '../lib/pki.ts';
-import { BENCH_DIR, cpuPlan, firstJsonLine, processTree, runLoadgen, spawnOn, stopProcess } from '../lib/procs.ts';
-import { startAuthproxy, type Context } from '../lib/targets.ts';
+import { openProbe } from '../lib/probe.ts';
+import { processTree, runLoadgen, stopProcess } from '../lib/procs.ts';
+import { startAuthproxy } from '../lib/targets.ts';
 import { CLIENT_ID, policyDir, route, startIssuerProcess } from '../lib/outbound.ts';
 import { PRODUCTION_NODE_OPTIONS } from '../../src/runtime/node-options.ts';
 import type { LoadTarget, SaturateResult } from '../loadgen.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, perf: { type: 'string' }, 'cpu-prof': { type: 'string' }, 'node-options': { type: 'string' } } });
 const rounds = Number(values.rounds);
-const cpu = cpuPlan();
-const work = await mkdtemp(join(tmpdir(), 'authproxy-pair-'));
-const pki = await makeBenchPki();
-const appProc = spawnOn(cpu.targetCpu, process.execPath, [join(BENCH_DIR, 'app.ts'), join(work, 'app.sock')], { stdio: ['ignore', 'pipe', 'pipe'] });
-const app = await firstJsonLine<{ port: number; socketPath: string }>(appProc);
-const ctx: Context = { pki, app: { ...app, pid: appProc.pid! }, cpu, work };
+const probe = await openProbe('pair');
+const { ctx } = probe;
+const { cpu, pki } = ctx;
 const issuer = await startIssuerProcess(ctx);
 const profDir = values['cpu-prof'];
 const nodeOptions = [PRODUCTION_NODE_OPTIONS, values['node-options'] ?? '', profDir ? `--cpu-prof --cpu-prof-dir=${profDir}` : ''].filter(Boolean).join(' ');
@@ -62,6 +56,6 @@ try {
   }
 } finally {
   await a.stop(); await b.stop();
-  await stopProcess(issuer.proc); await stopProcess(appProc);
-  await rm(work, { recursive: true, force: true });
+  await stopProcess(issuer.proc);
+  await probe.close();
 }

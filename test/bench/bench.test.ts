@@ -44,6 +44,12 @@ describe('npm run bench -- --smoke', () => {
       assert.ok(p.peak && p.peak.hwmKb > 0, `${id} peak memory read from /proc`);
       assert.ok(p.peak.anonKb > 0 && p.peak.anonKb < p.peak.rssKb, `${id} private memory is part of the resident set, not all of it`);
       assert.ok(md.includes(`| ${p.label} | 200 | ${p.rate.latency.p50.toFixed(3)} |`), `${id} latency row in the markdown`);
+      // Smoke runs two rounds of 100: each round's own p50, and CPU read from /proc for the rows' processes.
+      assert.equal(p.rateRoundP50s?.length, report.settings.rounds, `${id} p50 of each fixed-rate round`);
+      assert.ok(p.rateRoundP50s.every((v) => v > 0 && v <= p.rate!.latency.max), `${id} round p50s are latencies of this row`);
+      assert.ok(md.includes(`${p.label} ${p.rateRoundP50s.map((v) => v.toFixed(3)).join('/')}`), `${id} round p50s in the markdown`);
+      // /proc counts in 10 ms ticks: the app alone may not fill one in a smoke round; a proxy does.
+      if (id !== 'direct') assert.ok((p.rateCpuUsPerRequest ?? 0) > 0, `${id} CPU per request at the fixed rate`);
       assert.ok(svg.includes(`data-series="${p.label}"`), `${id} line in the chart`);
     }
   });
