@@ -31,7 +31,7 @@ export class Metrics {
   /** Audit records accepted but never written, by reason (see src/audit/writer.ts). */
   private readonly auditDrops: Record<'backlog' | 'write_error', number> = { backlog: 0, write_error: 0 };
   /** HTTP/2 connections closed for resetting most of their streams at once (http/premature-reset.ts). */
-  private prematureResetCloses = 0;
+  private readonly prematureResetCloses: Record<Direction, number> = { inbound: 0, outbound: 0 };
   /** Gauges computed at scrape time (certificate expiry, policy digest info). */
   private readonly gauges: Array<() => string> = [];
 
@@ -60,7 +60,7 @@ export class Metrics {
     this.tokenVerifications[result] = (this.tokenVerifications[result] ?? 0) + 1;
   }
 
-  prematureResetClose(): void { this.prematureResetCloses++; }
+  prematureResetClose(direction: Direction): void { this.prematureResetCloses[direction]++; }
 
   auditDropped(reason: 'backlog' | 'write_error', records: number): void { this.auditDrops[reason] += records; }
 
@@ -115,9 +115,9 @@ export class Metrics {
     lines.push('# HELP authproxy_audit_records_dropped_total Audit records never written: backlog (the sink stopped taking them and the backlog bound was reached) or write_error (a write failed, e.g. ENOSPC).');
     lines.push('# TYPE authproxy_audit_records_dropped_total counter');
     for (const [reason, n] of Object.entries(this.auditDrops)) lines.push(`authproxy_audit_records_dropped_total{reason="${reason}"} ${n}`);
-    lines.push('# HELP authproxy_h2_rapid_reset_closes_total Inbound HTTP/2 connections closed (GOAWAY ENHANCE_YOUR_CALM) because the client reset most of its streams before any answer.');
+    lines.push('# HELP authproxy_h2_rapid_reset_closes_total HTTP/2 connections closed (GOAWAY ENHANCE_YOUR_CALM) because the client reset most of its streams before any answer: inbound (a peer, on the TLS or plaintext listener) or outbound (the app).');
     lines.push('# TYPE authproxy_h2_rapid_reset_closes_total counter');
-    lines.push(`authproxy_h2_rapid_reset_closes_total ${this.prematureResetCloses}`);
+    for (const [dir, n] of Object.entries(this.prematureResetCloses)) lines.push(`authproxy_h2_rapid_reset_closes_total{direction="${dir}"} ${n}`);
     for (const g of this.gauges) lines.push(g());
     return lines.join('\n') + '\n';
   }

@@ -118,7 +118,7 @@ function bodyUnfinished(socket: Socket): boolean {
  */
 export function guardRapidResets(server: Http2SecureServer | Http2Server, rt: Runtime, identify: Identify): void {
   closeOnPrematureResets(server, (session, tally) => {
-    rt.metrics.prematureResetClose();
+    rt.metrics.prematureResetClose('inbound');
     const caller = identify({ socket: session.socket });
     log.warn('closed an HTTP/2 connection whose client reset most of its streams at once (rapid reset)', {
       peer: caller instanceof RequestRefused ? null : caller.principal, address: session.socket.remoteAddress ?? null,

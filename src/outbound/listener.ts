@@ -18,6 +18,8 @@ import { refuseRaw } from '../http/refuse.ts';
 import { containFaults } from '../http/fault.ts';
 import { trackConnections } from '../http/connections.ts';
 import { serveByPreface } from '../http/preface.ts';
+import { closeOnPrematureResets } from '../http/premature-reset.ts';
+import { log } from '../log.ts';
 import { H2_MAX_SESSION_MEMORY_MB } from '../http/h2.ts';
 import { h2AdvertisedHeaderListSize, headersTooLargeMessage } from '../http/header-limit.ts';
 import { serverLimits, cutIdleConnections } from '../inbound/limits.ts';
@@ -38,6 +40,15 @@ export function createOutboundServer(rt: Runtime, fwd: OutboundForwarding): Outb
   // SETTINGS_ENABLE_CONNECT_PROTOCOL unless told, so an h2c app opens its WebSocket over HTTP/1.1.
   const h2c = createH2cServer({ settings: { maxHeaderListSize: h2AdvertisedHeaderListSize(rt.config.maxHeaderBytes) }, maxSessionMemory: H2_MAX_SESSION_MEMORY_MB });
   cutIdleConnections(h2c, rt.config.clientIdleTimeoutMs);
+  // The inbound rule (http/premature-reset.ts) here too: otherwise an app (or whatever has taken it
+  // over) could make destinations begin any number of requests it never waits for, each with a
+  // token and an audit record, through its own sidecar.
+  closeOnPrematureResets(h2c, (session, tally) => {
+    rt.metrics.prematureResetClose('outbound');
+    log.warn('closed an HTTP/2 connection from the app whose client reset most of its streams at once (rapid reset)', {
+      address: session.socket.remoteAddress ?? null, streams: tally.closed, premature: tally.premature,
+    });
+  });
   h2c.on('request', handle);
   serveByPreface(listener, rt.config.headerTimeoutMs, server, h2c);
   return { listener, closeAllConnections: trackConnections(listener) };

@@ -5,7 +5,7 @@
 // addresses standing in for two networks.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect as h2connect, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
+import { connect as h2connect, constants as h2, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import { connect as tcpConnect } from 'node:net';
 import { rm } from 'node:fs/promises';
 import { makePki, type TestPki } from '../support/pki.ts';
@@ -13,6 +13,7 @@ import { startSidecar, type Sidecar } from '../support/sidecar.ts';
 import { policyDir, TEST_POLICY } from '../support/policy-dir.ts';
 import { curl } from '../support/clients.ts';
 import { waitFor, within } from '../support/wait.ts';
+import { floodWithResets, rapidResetCloses } from '../support/h2-flood.ts';
 import { startGrpcServer, grpcClient, unary, serverStream, bidiPingPong, echoFrame, grpc, type GrpcServer, type EchoClient } from '../support/grpc.ts';
 
 const INSIDE = '127.0.0.1';
@@ -119,6 +120,20 @@ describe('h2c on the inbound plaintext listener', () => {
     });
     assert.match(reply, /^HTTP\/1\.1 408 /);
     assert.match(reply, /"error":"request_timeout"/);
+  });
+
+  it('closes an h2c connection whose client resets its streams as it opens them with GOAWAY ENHANCE_YOUR_CALM (rapid reset), as on the mTLS listener', async () => {
+    const session = h2cSession(port, INSIDE);
+    await within(new Promise((resolve) => session.once('remoteSettings', resolve)), 5000, 'the sidecar\'s HTTP/2 settings');
+    // A call the policy allows, so each stream is forwarded, not refused at once.
+    const { goaway } = await floodWithResets(session, { ':method': 'POST', ':path': '/authproxy.test.Echo/Unary', 'content-type': 'application/grpc' });
+    assert.equal(goaway, h2.NGHTTP2_ENHANCE_YOUR_CALM);
+    assert.equal(await rapidResetCloses(sidecar.adminPort, 'inbound'), 1);
+    assert.match(sidecar.stderr(), /"msg":"closed an HTTP\/2 connection whose client reset most of its streams at once \(rapid reset\)","peer":"boundary:cluster"/);
+    // A new connection from the same caller is served.
+    const c = grpcClient(`127.0.0.1:${port}`);
+    clients.push(c);
+    assert.equal((await unary(c, 'after')).reply.text, 'after');
   });
 
   it('sends GOAWAY on an h2c connection when it drains, and exits 0', async () => {
