@@ -16,6 +16,14 @@ export class DeadlineExceeded extends Error {
 export const H2_REFUSED_STREAM = 'H2_REFUSED_STREAM';
 
 /**
+ * The code of a cleartext HTTP/2 (h2c) connection the peer closed before sending its SETTINGS,
+ * which every HTTP/2 server sends first: the peer does not speak h2c (an HTTP/1.1 server reads the
+ * preface as a bad request and closes). No request was sent on it (h2-dispatcher.ts waits for the
+ * SETTINGS), so it is as safe to retry as a refused connection.
+ */
+export const H2_NO_SETTINGS = 'H2_NO_SETTINGS';
+
+/**
  * A refused stream. `replayBody` is its streamed request body, kept as it went out, when it ended
  * within SMALL_BODY_BYTES (a unary gRPC call's, say): it can be sent again like a body read whole.
  * A server draining its connection (GOAWAY, as grpc-js and grpc-go do at a maximum connection age)
@@ -63,6 +71,9 @@ export function classifyUpstreamError(err: Error): UpstreamFailure {
   // Same status either way; the message tells an operator whether to look at the app's socket or at its answers.
   if (UNREACHABLE_CODES.has(code)) return { code: 'upstream_unavailable', message: `the app is unreachable (${code})` };
   if (code === H2_REFUSED_STREAM) return { code: 'upstream_unavailable', message: 'the app refused the request before processing it (HTTP/2 REFUSED_STREAM)' };
+  if (code === H2_NO_SETTINGS) {
+    return { code: 'upstream_unavailable', message: 'the app closed the connection without the HTTP/2 settings an h2c server sends first: it does not speak cleartext HTTP/2 there (an HTTP/1.1-only server closes this way)' };
+  }
   const tls = tlsFailureOf(code, err.message);
   if (tls !== null) return { code: 'upstream_unavailable', message: `${TLS_FAILURE_TEXT[tls.kind]} (${tls.detail})`, tls: tls.kind };
   return { code: 'upstream_unavailable', message: `the app's connection failed or its answer was malformed (${code || err.name})` };

@@ -19,7 +19,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { H2_HEADER_TABLE_BYTES, H2_MAX_SESSION_MEMORY_MB, NEVER_INDEXED, isPseudoHeader } from '../http/h2.ts';
 import { forwardableTrailers } from '../http/trailers.ts';
-import { StreamRefused } from './errors.ts';
+import { H2_NO_SETTINGS, StreamRefused } from './errors.ts';
 import { SMALL_BODY_BYTES } from './whole-body.ts';
 
 export interface H2DispatcherOptions {
@@ -144,7 +144,12 @@ export class H2Dispatcher {
       // concurrent streams, and a server that allows fewer than the requests waiting for this
       // connection refuses the rest (REFUSED_STREAM). With the peer's limit known, nghttp2 holds
       // the streams beyond it until one ends. (gRPC-Go's client waits the same way.)
-      const lost = (): void => { fail(Object.assign(new Error('the connection closed before the peer sent its HTTP/2 settings'), { code: 'UND_ERR_SOCKET' })); };
+      // Over TLS (h2 agreed by ALPN) such a close is the far side's TLS 1.3 refusal of our
+      // certificate as often as anything, and stays a socket failure; in cleartext it says the
+      // peer does not speak h2c.
+      const lost = (): void => {
+        fail(Object.assign(new Error('the connection closed before the peer sent its HTTP/2 settings'), { code: secure ? 'UND_ERR_SOCKET' : H2_NO_SETTINGS }));
+      };
       session.once('close', lost);
       state.session = session;
       session.once('remoteSettings', () => {

@@ -1,10 +1,10 @@
 // When a failed try may be tried again, and how often. The rule every RPC outage taught: retry
 // only what provably did no harm, back off with jitter, and cap retries as a share of traffic so
 // an outage downstream cannot multiply the load on it (Finagle/Linkerd retry budgets).
-import { H2_REFUSED_STREAM } from './errors.ts';
+import { H2_NO_SETTINGS, H2_REFUSED_STREAM } from './errors.ts';
 
 /** Failures where the request provably never reached the app (or was not processed): safe to retry for any method. */
-const NEVER_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOENT', H2_REFUSED_STREAM]);
+const NEVER_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOENT', H2_REFUSED_STREAM, H2_NO_SETTINGS]);
 /** The connection died before any response byte: safe to retry only for idempotent methods. */
 const RESET_BEFORE_RESPONSE = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);

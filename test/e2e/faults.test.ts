@@ -102,6 +102,20 @@ describe('failure behaviour', () => {
     }
   }
 
+  it('answers 502 upstream_unavailable saying the app does not speak h2c when --upstream says h2c:// and the app speaks HTTP/1.1 only, and the app sees no request', async () => {
+    const h2cSidecar = await startSidecar(['--upstream', app.upstream.replace(/^http:/, 'h2c:'), '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
+      '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0']);
+    try {
+      const seenBefore = app.seen.length;
+      const r = await httpsGet(h2cSidecar.inboundPort, '/orders/1', pki.ca, pki.clients.billing);
+      assert.equal(r.status, 502);
+      const body = JSON.parse(r.body) as { error: string; message: string };
+      assert.equal(body.error, 'upstream_unavailable');
+      assert.equal(body.message, 'the app closed the connection without the HTTP/2 settings an h2c server sends first: it does not speak cleartext HTTP/2 there (an HTTP/1.1-only server closes this way)');
+      assert.equal(app.seen.length, seenBefore);
+    } finally { await h2cSidecar.stop(); }
+  });
+
   it('keeps retries within the budget when half of all tries fail downstream', async () => {
     const metrics = async (): Promise<{ attempted: number; exhausted: number }> => {
       const text = await (await fetch(`http://127.0.0.1:${sidecar.adminPort}/metrics`)).text();

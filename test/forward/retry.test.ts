@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RetryBudget, isRetryable, backoffMs } from '../../src/forward/retry.ts';
-import { H2_REFUSED_STREAM } from '../../src/forward/errors.ts';
+import { H2_NO_SETTINGS, H2_REFUSED_STREAM } from '../../src/forward/errors.ts';
 import { incomingBudgetMs, parseGrpcTimeout, formatGrpcTimeout } from '../../src/forward/deadline.ts';
 
 const err = (code: string, cause?: string): Error => Object.assign(new Error(code), { code, ...(cause ? { cause: Object.assign(new Error(cause), { code: cause }) } : {}) });
@@ -14,6 +14,9 @@ describe('retry eligibility', () => {
   it('retries any method whose HTTP/2 stream the app refused unprocessed (REFUSED_STREAM), unless its body was consumed', () => {
     assert.ok(isRetryable(err(H2_REFUSED_STREAM), 'POST', true));
     assert.equal(isRetryable(err(H2_REFUSED_STREAM), 'POST', false), false);
+  });
+  it('retries any method whose h2c connection closed before the peer\'s SETTINGS (nothing was sent on it)', () => {
+    assert.ok(isRetryable(err(H2_NO_SETTINGS), 'POST', true));
   });
   it('retries a reset before the response only for idempotent methods', () => {
     assert.ok(isRetryable(err('UND_ERR_SOCKET', 'ECONNRESET'), 'GET', true));

@@ -47,6 +47,18 @@ describe('HTTP versions on the outbound listener', () => {
     assert.equal(r.stdout, 'h2app saw HTTP/2.0 POST /rpc');
   });
 
+  it('answers an h2c request to an HTTP/1.1-only destination 502 upstream_unavailable, saying the destination does not speak h2c', async () => {
+    // A plaintext hop keeps the app's HTTP version: the destination is sent the HTTP/2 preface.
+    const appPort = new URL(app.upstream).port;
+    const seenBefore = app.seen.length;
+    const r = await curl(['--http2-prior-knowledge', '-d', 'x', '-H', `host: 127.0.0.1:${appPort}`, `http://127.0.0.1:${sidecar.outboundPort}/rpc`]);
+    assert.equal(r.code, 0, r.stderr);
+    const body = JSON.parse(r.stdout) as { error: string; message: string };
+    assert.equal(body.error, 'upstream_unavailable');
+    assert.match(body.message, new RegExp(`^destination 127\\.0\\.0\\.1:${appPort} closed the connection without the HTTP/2 settings an h2c server sends first: it does not speak cleartext HTTP/2 there`));
+    assert.equal(app.seen.length, seenBefore);
+  });
+
   it('carries an HTTP/1.1 request on the same port to an HTTP/1.1 destination as HTTP/1.1', async () => {
     const r = await curl(['--http1.1', '-x', `http://127.0.0.1:${sidecar.outboundPort}`, `http://127.0.0.1:${new URL(app.upstream).port}/plain`]);
     assert.equal(r.code, 0, r.stderr);
