@@ -16,7 +16,7 @@ const pool = new UpstreamPool(
 const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
   pool.forward({
     req, res, path: req.url ?? '/', headers: passHeaders(req.rawHeaders), deadlineAt: Date.now() + 30_000,
-    deadlineValueAt: -1, grpcTimeoutValueAt: -1,
+    deadlineValueAt: -1, grpcTimeoutValueAt: -1, grpcDeadlineAt: 0,
     onError: (_code, message) => { res.writeHead(502, { 'content-type': 'text/plain' }).end(message); },
     onSettled: () => { /* settled */ },
   });

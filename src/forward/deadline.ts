@@ -20,6 +20,18 @@ export function incomingBudgetMs(deadlineHeader: string | string[] | undefined, 
   return ms;
 }
 
+/**
+ * The caller's own gRPC deadline (epoch ms, from its `grpc-timeout`; 0 when it set none), which
+ * the app is told as it stands. The sidecar's --request-timeout is not part of it: that bounds
+ * only the wait for the answer to begin, and the sidecar enforces it itself by cancelling the
+ * app's stream. Passed on as the app's deadline, it would end a streaming call (a watch, a
+ * long upload) that has long been answering, at --request-timeout after it began.
+ */
+export function grpcDeadlineAt(grpcTimeout: string | string[] | undefined, now: number): number {
+  const ms = typeof grpcTimeout === 'string' ? parseGrpcTimeout(grpcTimeout) : null;
+  return ms === null ? 0 : now + ms;
+}
+
 /** grpc-timeout allows at most 8 digits; milliseconds cover ~27 hours, plenty for a request. */
 export function formatGrpcTimeout(ms: number): string {
   return `${Math.max(0, Math.min(99_999_999, Math.floor(ms)))}m`;

@@ -194,6 +194,8 @@ class H2Call implements Dispatcher.DispatchController {
   #paused = false;
   #reason: Error | null = null;
   #headersTimer: NodeJS.Timeout | null = null;
+  /** The response headers came: the headers timeout no longer applies. */
+  #answered = false;
   #trailers: IncomingHttpHeaders = {};
   /** The request body when it is streamed (not a buffer): piped in, and its trailers sent on. */
   #bodyStream: (Readable & { trailers?: IncomingHttpHeaders }) | null = null;
@@ -246,8 +248,11 @@ class H2Call implements Dispatcher.DispatchController {
     } catch (e) { this.fail(e as Error); return; }
     this.#stream = stream;
     if (trailing) stream.once('wantTrailers', this.#onWantTrailers);
+    // The wait for the answer starts once the request is all sent, as undici's headersTimeout does
+    // on the HTTP/1.1 path (and Envoy's per-try timeout): a client-streaming call that uploads for
+    // longer than --upstream-timeout, and is answered at its end, is not cut while it uploads.
     if (opts.headersTimeout) {
-      this.#headersTimer = setTimeout(() => this.abort(Object.assign(new Error('headers timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), opts.headersTimeout);
+      if (noBody) this.#armHeadersTimer(); else stream.once('finish', this.#armHeadersTimer);
     }
     // Body and end listeners are attached once the response headers were handed over: node:http2
     // emits 'response' on the next tick, while DATA already flows into the stream, so a 'data'
@@ -264,7 +269,13 @@ class H2Call implements Dispatcher.DispatchController {
     } else if (body) stream.end(body);
   }
 
+  readonly #armHeadersTimer = (): void => {
+    if (this.#done || this.#answered) return;
+    this.#headersTimer = setTimeout(() => this.abort(Object.assign(new Error('headers timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), this.#opts.headersTimeout!);
+  };
+
   readonly #onResponse = (h: H2Headers): void => {
+    this.#answered = true;
     this.#clearTimer();
     if (this.#done) return;
     // The peer answers: it took the stream, which it can no longer refuse. A long call (a bidi
@@ -334,7 +345,7 @@ class H2Call implements Dispatcher.DispatchController {
     const stream = this.#stream;
     if (!stream) return;
     stream.off('response', this.#onResponse).off('trailers', this.#onTrailers).off('data', this.#onData)
-      .off('end', this.#onEnd).off('close', this.#onClose).off('error', this.#onError);
+      .off('end', this.#onEnd).off('close', this.#onClose).off('error', this.#onError).off('finish', this.#armHeadersTimer);
     // Never without an error listener: a late stream error would otherwise be thrown.
     stream.on('error', ignoreError);
     this.#stopKeeping();

@@ -41,6 +41,8 @@ export interface ForwardCall {
   /** Indexes in `headers` of values to refresh with the time left at each try (-1 = none). */
   deadlineValueAt: number;
   grpcTimeoutValueAt: number;
+  /** Epoch ms: the caller's own gRPC deadline (deadline.ts), whose time left `grpc-timeout` carries. */
+  grpcDeadlineAt: number;
   /** A body already read in full (a chunked body checked against --max-body-bytes). */
   bufferedBody?: Buffer | undefined;
   /** A failure before any response byte: the caller writes the refusal (`tls`: why a TLS hop failed). */
@@ -134,7 +136,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     // timeout gets a precise timer of its own, so a caller's 200 ms means 200 ms.
     if (left < this.opts.timeoutMs) this.armDeadline(left);
     if (call.deadlineValueAt >= 0) call.headers[call.deadlineValueAt] = String(Math.floor(left));
-    if (call.grpcTimeoutValueAt >= 0) call.headers[call.grpcTimeoutValueAt] = formatGrpcTimeout(left);
+    if (call.grpcTimeoutValueAt >= 0) call.headers[call.grpcTimeoutValueAt] = formatGrpcTimeout(call.grpcDeadlineAt - Date.now());
     try {
       this.dispatcher.dispatch({
         origin: this.origin, path: call.path, method: call.req.method ?? 'GET', headers: call.headers, body: this.body,

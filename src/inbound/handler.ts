@@ -11,7 +11,7 @@ import { decide, auditRecord, refusedBeforePolicy } from './authorize.ts';
 import { refusedAfterAllow, type AuditRecord } from '../audit/record.ts';
 import { h2HeadersOverLimit, headersTooLargeMessage } from '../http/header-limit.ts';
 import { upstreamRequestHeaders, identityHeaders } from './headers.ts';
-import { incomingBudgetMs } from '../forward/deadline.ts';
+import { grpcDeadlineAt, incomingBudgetMs } from '../forward/deadline.ts';
 import { declaredTooLarge, needsBuffering } from '../forward/body-limit.ts';
 import { readBody, readWholeBody, smallDeclaredLength } from '../forward/whole-body.ts';
 import { BODY_NOT_RECEIVED } from '../forward/errors.ts';
@@ -56,14 +56,16 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
       return;
     }
     const budget = incomingBudgetMs(req.headers['x-authproxy-deadline'], req.headers['grpc-timeout']);
-    const deadlineAt = Date.now() + (budget === null ? requestTimeout : Math.min(requestTimeout, budget));
+    const now = Date.now();
+    const deadlineAt = now + (budget === null ? requestTimeout : Math.min(requestTimeout, budget));
+    const grpcAt = grpcDeadlineAt(req.headers['grpc-timeout'], now);
     // Bearer tokens are verified (asynchronously) only when a rule needs one and one was sent.
     const token = bearerOf(rt, req);
-    if (typeof token !== 'string') { proceed(req, res, start, deadlineAt, requestId, token, owesContinue); return; }
-    afterBearerCheck(rt, token, () => !res.destroyed, (bearer) => proceed(req, res, start, deadlineAt, requestId, bearer, owesContinue), (e) => answerFault(res, e));
+    if (typeof token !== 'string') { proceed(req, res, start, deadlineAt, grpcAt, requestId, token, owesContinue); return; }
+    afterBearerCheck(rt, token, () => !res.destroyed, (bearer) => proceed(req, res, start, deadlineAt, grpcAt, requestId, bearer, owesContinue), (e) => answerFault(res, e));
   };
 
-  function proceed(req: IncomingMessage, res: ServerResponse, start: number, deadlineAt: number, requestId: string, bearer: BearerCheck, owesContinue: boolean): void {
+  function proceed(req: IncomingMessage, res: ServerResponse, start: number, deadlineAt: number, grpcAt: number, requestId: string, bearer: BearerCheck, owesContinue: boolean): void {
     const verdict = decide(rt, identify, req, bearer);
     // Built at decision time, written once the caller's answer is known: a body refused for its
     // size or lateness must not leave an allow behind.
@@ -77,7 +79,7 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
     // conditional spread that gives the relay two shapes to read.
     const forward = (bufferedBody: Buffer | undefined): void => upstream.forward({
       req, res, path: verdict.forwardPath, headers: up.headers, deadlineAt, bufferedBody,
-      deadlineValueAt: up.deadlineValueAt, grpcTimeoutValueAt: up.grpcTimeoutValueAt,
+      deadlineValueAt: up.deadlineValueAt, grpcTimeoutValueAt: up.grpcTimeoutValueAt, grpcDeadlineAt: grpcAt,
       onError: (code, message) => refuse(res, code, message, requestId),
       onSettled: (outcome) => {
         rt.inFlight--;

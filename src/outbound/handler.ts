@@ -15,7 +15,7 @@ import { answerFault, socketFault } from '../http/fault.ts';
 import { relayUpgrade, upgradesToH2c, upgradeRefusal } from '../http/upgrade-handshake.ts';
 import { requestIdFrom } from '../http/request-id.ts';
 import { h2HeadersOverLimit, headersTooLargeMessage } from '../http/header-limit.ts';
-import { incomingBudgetMs } from '../forward/deadline.ts';
+import { grpcDeadlineAt, incomingBudgetMs } from '../forward/deadline.ts';
 import { ResponseRelay, type UpstreamOptions } from '../forward/upstream.ts';
 import { hasBody } from '../forward/body-limit.ts';
 import type { CachedToken } from '../tokens/cache.ts';
@@ -57,6 +57,8 @@ export interface OutboundHandler {
 interface Call {
   req: IncomingMessage; res: ServerResponse | null; upgrade: Upgrading | null;
   start: number; requestId: string; deadlineAt: number; budgetMs: number;
+  /** The caller's own gRPC deadline (forward/deadline.ts), 0 when it set none. */
+  grpcDeadlineAt: number;
 }
 /** An Upgrade's connection, as node:http hands it over: the socket, and what was read past the request. */
 interface Upgrading { socket: Duplex; head: Buffer }
@@ -86,7 +88,8 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
     const requestId = requestIdFrom(req.headers['x-request-id']);
     const incoming = incomingBudgetMs(req.headers['x-authproxy-deadline'], req.headers['grpc-timeout']);
     const budgetMs = incoming === null ? requestTimeout : Math.min(requestTimeout, incoming);
-    const call: Call = { req, res, upgrade, start, requestId, deadlineAt: Date.now() + budgetMs, budgetMs };
+    const now = Date.now();
+    const call: Call = { req, res, upgrade, start, requestId, deadlineAt: now + budgetMs, budgetMs, grpcDeadlineAt: grpcDeadlineAt(req.headers['grpc-timeout'], now) };
     // The app's h2c requests; HTTP/1.1's parser has refused such a request already (header-limit.ts).
     if (h2HeadersOverLimit(req, maxHeaderBytes)) { refused(call, null, null, 'headers_too_large', headersTooLarge, headersTooLarge); return; }
 
@@ -190,7 +193,7 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
     fwd.options.retryBudget.recordRequest();
     new ResponseRelay(fwd.agents.for(carriage, req.httpVersionMajor === 2), origin, {
       req, res, path: target.path, headers: h.headers, deadlineAt: call.deadlineAt,
-      deadlineValueAt: h.deadlineValueAt, grpcTimeoutValueAt: h.grpcTimeoutValueAt,
+      deadlineValueAt: h.deadlineValueAt, grpcTimeoutValueAt: h.grpcTimeoutValueAt, grpcDeadlineAt: call.grpcDeadlineAt,
       // The forwarder's messages speak of "the app"; on this path the far side is the destination.
       onError: (code, message, tls) => refuse(res, code,
         message.replace('the app', `destination ${destination}`) + (tls ? tlsFailureHint(tls, route, carriage.trust) : ''), requestId),

@@ -17,7 +17,7 @@ const OPTS = { timeoutMs: 5000, connectTimeoutMs: 1000, maxHeaderBytes: 65536, m
 async function relayServer(dispatcher: Dispatches, origin: string, outcomes: ForwardOutcome[]): Promise<Server> {
   const server = createServer((req, res) => {
     new ResponseRelay(dispatcher, origin, {
-      req, res, path: '/x', headers: [], deadlineAt: Date.now() + 5000, deadlineValueAt: -1, grpcTimeoutValueAt: -1,
+      req, res, path: '/x', headers: [], deadlineAt: Date.now() + 5000, deadlineValueAt: -1, grpcTimeoutValueAt: -1, grpcDeadlineAt: 0,
       onError: (code, message) => refuse(res, code, message, 'rid'),
       onSettled: (o) => outcomes.push(o),
     }, null, OPTS).start();

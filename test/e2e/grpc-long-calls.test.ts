@@ -1,0 +1,132 @@
+// gRPC calls that last longer than the sidecar's timeouts, with a real grpc-js client and server:
+// a stream that stays quiet, a client that uploads for a while before the app answers, a bidi
+// call whose app speaks only late. --upstream-timeout bounds the wait for an answer once the
+// request is all sent (as undici does on the HTTP/1.1 path, and Envoy's per-try timeout), and
+// --request-timeout only the wait for the answer to begin: neither cuts a call that is under way.
+// The app is told the caller's own deadline (grpc-timeout), never the sidecar's --request-timeout,
+// which would make the app end a streaming call the sidecar itself lets run.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, rm } from 'node:fs/promises';
+import { makePki, type TestPki } from '../support/pki.ts';
+import { startSidecar, type Sidecar } from '../support/sidecar.ts';
+import { policyDir, LOOPBACK_BOUNDARY } from '../support/policy-dir.ts';
+import { startGrpcServer, grpcClient, unary, grpc, type GrpcServer, type EchoClient, type EchoReply, type EchoRequest } from '../support/grpc.ts';
+
+const UPSTREAM_TIMEOUT_MS = 1000;
+const REQUEST_TIMEOUT_MS = 2000;
+/** Longer than both: each call below runs about this long. */
+const CALL_MS = 3000;
+/** The callers' own deadline, far beyond the sidecar's timeouts. */
+const CALLER_DEADLINE_MS = 20_000;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const deadline = (): Date => new Date(Date.now() + CALLER_DEADLINE_MS);
+
+describe('gRPC calls longer than the sidecar\'s timeouts', () => {
+  let pki: TestPki; let app: GrpcServer; let sidecar: Sidecar; let policies: string; let client: EchoClient; let outboundClient: EchoClient;
+
+  before(async () => {
+    pki = await makePki();
+    app = await startGrpcServer('127.0.0.1:0', {
+      // Answers with the time the app was given: what grpc-js read from grpc-timeout.
+      Unary(call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>) {
+        if (call.request.text === 'hang') return;
+        // (A Date or epoch ms; Infinity when no grpc-timeout came.)
+        const d = call.getDeadline();
+        cb(null, { text: String((d instanceof Date ? d.getTime() : d) - Date.now()), metadata: {} });
+      },
+      // Quiet for half of CALL_MS between its two messages and after them.
+      async ServerStream(call: grpc.ServerWritableStream<EchoRequest, EchoReply>) {
+        call.write({ text: 'first', metadata: {} });
+        await sleep(CALL_MS / 2);
+        call.write({ text: 'second', metadata: {} });
+        await sleep(CALL_MS / 2);
+        call.end();
+      },
+      // Says nothing until the client's 'answer'.
+      Bidi(call: grpc.ServerDuplexStream<EchoRequest, EchoReply>) {
+        call.on('data', (r: EchoRequest) => { if (r.text === 'answer') call.write({ text: 'late', metadata: {} }); });
+        call.on('end', () => call.end());
+      },
+    });
+    policies = await policyDir({ 'boundary.yaml': LOOPBACK_BOUNDARY });
+    sidecar = await startSidecar(['--upstream', `h2c://${app.address}`, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
+      '--policies', policies, '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0',
+      '--upstream-timeout', `${UPSTREAM_TIMEOUT_MS}ms`, '--request-timeout', `${REQUEST_TIMEOUT_MS}ms`]);
+    const tls = { ca: await readFile(pki.ca), cert: await readFile(pki.clients.billing.cert), key: await readFile(pki.clients.billing.key), servername: 'localhost' };
+    client = grpcClient(`127.0.0.1:${sidecar.inboundPort}`, { tls });
+    // The app's own calls out, through the outbound listener to the same server (a plaintext hop inside the loopback boundary).
+    outboundClient = grpcClient(`127.0.0.1:${sidecar.outboundPort}`, { authority: app.address });
+  });
+  after(async () => {
+    client?.close(); outboundClient?.close();
+    await sidecar?.stop(); await app?.close(); await pki?.cleanup();
+    if (policies) await rm(policies, { recursive: true, force: true });
+  });
+
+  for (const [direction, c] of [['inbound', () => client], ['outbound', () => outboundClient]] as const) {
+    it(`tells the app the caller's own deadline in grpc-timeout, not --request-timeout (${direction})`, async () => {
+      const left = Number(await new Promise<string>((resolve, reject) => {
+        c().Unary({ text: 'deadline', count: 0 }, new grpc.Metadata(), { deadline: deadline() }, (err, r) => (err ? reject(err) : resolve(r!.text)));
+      }));
+      assert.ok(left > CALLER_DEADLINE_MS - 5000 && left <= CALLER_DEADLINE_MS, `the app was given ${left} ms`);
+    });
+  }
+
+  it('keeps a server-streaming call open while it is quiet for longer than --upstream-timeout, past --request-timeout, to its end', async () => {
+    const started = Date.now();
+    const { texts, status } = await new Promise<{ texts: string[]; status: grpc.StatusObject }>((resolve) => {
+      const texts: string[] = [];
+      const call = client.ServerStream({ text: 'watch', count: 0 }, new grpc.Metadata(), { deadline: deadline() });
+      call.on('data', (r: EchoReply) => texts.push(r.text));
+      call.on('error', () => { /* the status says it */ });
+      call.on('status', (status: grpc.StatusObject) => resolve({ texts, status }));
+    });
+    assert.equal(status.code, grpc.status.OK, status.details);
+    assert.deepEqual(texts, ['first', 'second']);
+    assert.ok(Date.now() - started >= CALL_MS - 100, 'the call ran its whole length');
+  });
+
+  it('keeps a client-streaming call open while it uploads for longer than both timeouts, and relays the answer sent at its end', async () => {
+    const reply = await new Promise<EchoReply>((resolve, reject) => {
+      const call = client.ClientStream(new grpc.Metadata(), { deadline: deadline() }, (err, r) => (err ? reject(err) : resolve(r!)));
+      let i = 0;
+      const tick = setInterval(() => {
+        call.write({ text: `m${i++}`, count: 0 });
+        if (i * 500 >= CALL_MS) { clearInterval(tick); call.end(); }
+      }, 500);
+    });
+    assert.equal(reply.text, 'm0,m1,m2,m3,m4,m5');
+  });
+
+  it('keeps a bidi call open while its app says nothing for longer than --upstream-timeout of the client\'s messages', async () => {
+    const { texts, status } = await new Promise<{ texts: string[]; status: grpc.StatusObject }>((resolve) => {
+      const texts: string[] = [];
+      const call = client.Bidi(new grpc.Metadata(), { deadline: deadline() });
+      call.on('data', (r: EchoReply) => { texts.push(r.text); call.end(); });
+      call.on('error', () => { /* the status says it */ });
+      call.on('status', (status: grpc.StatusObject) => resolve({ texts, status }));
+      let i = 0;
+      const tick = setInterval(() => {
+        i++;
+        const last = i * 500 >= CALL_MS;
+        call.write({ text: last ? 'answer' : 'ping', count: 0 });
+        if (last) clearInterval(tick);
+      }, 500);
+    });
+    assert.equal(status.code, grpc.status.OK, status.details);
+    assert.deepEqual(texts, ['late']);
+  });
+
+  it('still answers upstream_timeout when the app does not answer within --upstream-timeout of the request\'s end', async () => {
+    const started = Date.now();
+    await assert.rejects(unary(client, 'hang'), (e: grpc.ServiceError) => {
+      assert.equal(e.code, grpc.status.DEADLINE_EXCEEDED);
+      assert.match(e.details, /^upstream_timeout: /);
+      return true;
+    });
+    const took = Date.now() - started;
+    assert.ok(took >= UPSTREAM_TIMEOUT_MS - 50 && took < UPSTREAM_TIMEOUT_MS + 1500, `answered after ${took} ms`);
+  });
+});
