@@ -17,6 +17,15 @@ const UPSTREAM_TIMEOUT_MS = 1000;
 const REQUEST_TIMEOUT_MS = 2000;
 /** Longer than both: each call below runs about this long. */
 const CALL_MS = 3000;
+/** Routes `localhost:PORT` over mTLS: sidecar A's calls to the peer sidecar under test. */
+const A_ROUTES = `apiVersion: authproxy.dev/v1
+kind: OutboundRoute
+metadata: { name: peers }
+spec:
+  hosts: ["localhost"]
+  tls: mtls
+`;
+
 /** The callers' own deadline, far beyond the sidecar's timeouts. */
 const CALLER_DEADLINE_MS = 20_000;
 
@@ -24,7 +33,9 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 const deadline = (): Date => new Date(Date.now() + CALLER_DEADLINE_MS);
 
 describe('gRPC calls longer than the sidecar\'s timeouts', () => {
-  let pki: TestPki; let app: GrpcServer; let sidecar: Sidecar; let policies: string; let client: EchoClient; let outboundClient: EchoClient;
+  let pki: TestPki; let app: GrpcServer; let sidecar: Sidecar; let policies: string; let aRoutes: string; let a: Sidecar;
+  let client: EchoClient; let outboundClient: EchoClient; let peerClient: EchoClient;
+  const timeouts = ['--upstream-timeout', `${UPSTREAM_TIMEOUT_MS}ms`, '--request-timeout', `${REQUEST_TIMEOUT_MS}ms`];
 
   before(async () => {
     pki = await makePki();
@@ -52,20 +63,24 @@ describe('gRPC calls longer than the sidecar\'s timeouts', () => {
     });
     policies = await policyDir({ 'boundary.yaml': LOOPBACK_BOUNDARY });
     sidecar = await startSidecar(['--upstream', `h2c://${app.address}`, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
-      '--policies', policies, '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0',
-      '--upstream-timeout', `${UPSTREAM_TIMEOUT_MS}ms`, '--request-timeout', `${REQUEST_TIMEOUT_MS}ms`]);
+      '--policies', policies, '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', ...timeouts]);
+    // Another app's sidecar, calling the sidecar under test over mTLS (HTTP/2), with the same timeouts.
+    aRoutes = await policyDir({ 'routes.yaml': A_ROUTES });
+    a = await startSidecar(['--upstream', 'http://127.0.0.1:9', '--cert', pki.clients.billing.cert, '--key', pki.clients.billing.key, '--ca', pki.ca,
+      '--policies', aRoutes, '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', ...timeouts]);
     const tls = { ca: await readFile(pki.ca), cert: await readFile(pki.clients.billing.cert), key: await readFile(pki.clients.billing.key), servername: 'localhost' };
     client = grpcClient(`127.0.0.1:${sidecar.inboundPort}`, { tls });
     // The app's own calls out, through the outbound listener to the same server (a plaintext hop inside the loopback boundary).
     outboundClient = grpcClient(`127.0.0.1:${sidecar.outboundPort}`, { authority: app.address });
+    peerClient = grpcClient(`127.0.0.1:${a.outboundPort}`, { authority: `localhost:${sidecar.inboundPort}` });
   });
   after(async () => {
-    client?.close(); outboundClient?.close();
-    await sidecar?.stop(); await app?.close(); await pki?.cleanup();
-    if (policies) await rm(policies, { recursive: true, force: true });
+    client?.close(); outboundClient?.close(); peerClient?.close();
+    await a?.stop(); await sidecar?.stop(); await app?.close(); await pki?.cleanup();
+    for (const dir of [policies, aRoutes]) if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  for (const [direction, c] of [['inbound', () => client], ['outbound', () => outboundClient]] as const) {
+  for (const [direction, c] of [['inbound', () => client], ['outbound', () => outboundClient], ['through a peer sidecar', () => peerClient]] as const) {
     it(`tells the app the caller's own deadline in grpc-timeout, not --request-timeout (${direction})`, async () => {
       const left = Number(await new Promise<string>((resolve, reject) => {
         c().Unary({ text: 'deadline', count: 0 }, new grpc.Metadata(), { deadline: deadline() }, (err, r) => (err ? reject(err) : resolve(r!.text)));
@@ -74,50 +89,52 @@ describe('gRPC calls longer than the sidecar\'s timeouts', () => {
     });
   }
 
-  it('keeps a server-streaming call open while it is quiet for longer than --upstream-timeout, past --request-timeout, to its end', async () => {
-    const started = Date.now();
-    const { texts, status } = await new Promise<{ texts: string[]; status: grpc.StatusObject }>((resolve) => {
-      const texts: string[] = [];
-      const call = client.ServerStream({ text: 'watch', count: 0 }, new grpc.Metadata(), { deadline: deadline() });
-      call.on('data', (r: EchoReply) => texts.push(r.text));
-      call.on('error', () => { /* the status says it */ });
-      call.on('status', (status: grpc.StatusObject) => resolve({ texts, status }));
+  for (const [path, c] of [['inbound', () => client], ['through a peer sidecar', () => peerClient]] as const) {
+    it(`keeps a server-streaming call open while it is quiet for longer than --upstream-timeout, past --request-timeout, to its end (${path})`, async () => {
+      const started = Date.now();
+      const { texts, status } = await new Promise<{ texts: string[]; status: grpc.StatusObject }>((resolve) => {
+        const texts: string[] = [];
+        const call = c().ServerStream({ text: 'watch', count: 0 }, new grpc.Metadata(), { deadline: deadline() });
+        call.on('data', (r: EchoReply) => texts.push(r.text));
+        call.on('error', () => { /* the status says it */ });
+        call.on('status', (status: grpc.StatusObject) => resolve({ texts, status }));
+      });
+      assert.equal(status.code, grpc.status.OK, status.details);
+      assert.deepEqual(texts, ['first', 'second']);
+      assert.ok(Date.now() - started >= CALL_MS - 100, 'the call ran its whole length');
     });
-    assert.equal(status.code, grpc.status.OK, status.details);
-    assert.deepEqual(texts, ['first', 'second']);
-    assert.ok(Date.now() - started >= CALL_MS - 100, 'the call ran its whole length');
-  });
 
-  it('keeps a client-streaming call open while it uploads for longer than both timeouts, and relays the answer sent at its end', async () => {
-    const reply = await new Promise<EchoReply>((resolve, reject) => {
-      const call = client.ClientStream(new grpc.Metadata(), { deadline: deadline() }, (err, r) => (err ? reject(err) : resolve(r!)));
-      let i = 0;
-      const tick = setInterval(() => {
-        call.write({ text: `m${i++}`, count: 0 });
-        if (i * 500 >= CALL_MS) { clearInterval(tick); call.end(); }
-      }, 500);
+    it(`keeps a client-streaming call open while it uploads for longer than both timeouts, and relays the answer sent at its end (${path})`, async () => {
+      const reply = await new Promise<EchoReply>((resolve, reject) => {
+        const call = c().ClientStream(new grpc.Metadata(), { deadline: deadline() }, (err, r) => (err ? reject(err) : resolve(r!)));
+        let i = 0;
+        const tick = setInterval(() => {
+          call.write({ text: `m${i++}`, count: 0 });
+          if (i * 500 >= CALL_MS) { clearInterval(tick); call.end(); }
+        }, 500);
+      });
+      assert.equal(reply.text, 'm0,m1,m2,m3,m4,m5');
     });
-    assert.equal(reply.text, 'm0,m1,m2,m3,m4,m5');
-  });
 
-  it('keeps a bidi call open while its app says nothing for longer than --upstream-timeout of the client\'s messages', async () => {
-    const { texts, status } = await new Promise<{ texts: string[]; status: grpc.StatusObject }>((resolve) => {
-      const texts: string[] = [];
-      const call = client.Bidi(new grpc.Metadata(), { deadline: deadline() });
-      call.on('data', (r: EchoReply) => { texts.push(r.text); call.end(); });
-      call.on('error', () => { /* the status says it */ });
-      call.on('status', (status: grpc.StatusObject) => resolve({ texts, status }));
-      let i = 0;
-      const tick = setInterval(() => {
-        i++;
-        const last = i * 500 >= CALL_MS;
-        call.write({ text: last ? 'answer' : 'ping', count: 0 });
-        if (last) clearInterval(tick);
-      }, 500);
+    it(`keeps a bidi call open while its app says nothing for longer than --upstream-timeout of the client's messages (${path})`, async () => {
+      const { texts, status } = await new Promise<{ texts: string[]; status: grpc.StatusObject }>((resolve) => {
+        const texts: string[] = [];
+        const call = c().Bidi(new grpc.Metadata(), { deadline: deadline() });
+        call.on('data', (r: EchoReply) => { texts.push(r.text); call.end(); });
+        call.on('error', () => { /* the status says it */ });
+        call.on('status', (status: grpc.StatusObject) => resolve({ texts, status }));
+        let i = 0;
+        const tick = setInterval(() => {
+          i++;
+          const last = i * 500 >= CALL_MS;
+          call.write({ text: last ? 'answer' : 'ping', count: 0 });
+          if (last) clearInterval(tick);
+        }, 500);
+      });
+      assert.equal(status.code, grpc.status.OK, status.details);
+      assert.deepEqual(texts, ['late']);
     });
-    assert.equal(status.code, grpc.status.OK, status.details);
-    assert.deepEqual(texts, ['late']);
-  });
+  }
 
   it('still answers upstream_timeout when the app does not answer within --upstream-timeout of the request\'s end', async () => {
     const started = Date.now();
