@@ -9,6 +9,7 @@ import type { Runtime } from '../runtime/state.ts';
 import { refuseRaw } from '../http/refuse.ts';
 import { headersTooLargeMessage } from '../http/header-limit.ts';
 import { closeOnPrematureResets } from '../http/premature-reset.ts';
+import { closeIfIdle, countOpenStreams, isH2Session, PING_TIMEOUT_MS } from '../http/h2-idle.ts';
 import { log } from '../log.ts';
 import { RequestRefused } from '../errors.ts';
 import { auditRecord, refusedBeforePolicy } from './authorize.ts';
@@ -31,11 +32,16 @@ export function serverLimits(c: Config): ServerOptions {
 
 /**
  * A connection that sends and receives nothing for `ms` is closed (slow-body clients). For
- * HTTP/2 the idle one is the session, which is ended the same way.
+ * HTTP/2 the idle one is the session, closed the same way unless a stream is open on it, which
+ * is asked for a PING instead (http/h2-idle.ts), answered within `ms` or at most 20 s.
  */
 export function cutIdleConnections(server: HttpServer | Http2SecureServer | Http2Server, ms: number): void {
   server.setTimeout(ms);
-  (server as HttpServer).on('timeout', (idle: { destroy(): void }) => idle.destroy());
+  if ('updateSettings' in server) countOpenStreams(server);
+  const pingTimeoutMs = Math.min(PING_TIMEOUT_MS, ms);
+  (server as HttpServer).on('timeout', (idle: { destroy(): void }) => {
+    if (isH2Session(idle)) closeIfIdle(idle, pingTimeoutMs); else idle.destroy();
+  });
 }
 
 /**

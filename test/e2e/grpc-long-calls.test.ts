@@ -8,13 +8,20 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, rm } from 'node:fs/promises';
+import { connect as tlsConnect } from 'node:tls';
+import { connect as h2connect } from 'node:http2';
 import { makePki, type TestPki } from '../support/pki.ts';
 import { startSidecar, type Sidecar } from '../support/sidecar.ts';
 import { policyDir, LOOPBACK_BOUNDARY } from '../support/policy-dir.ts';
+import { tlsOptions, h2request } from '../support/clients.ts';
+import { within } from '../support/wait.ts';
+import { PREFACE, Type, frame, frameTypes, literal } from '../support/h2-flood.ts';
 import { startGrpcServer, grpcClient, unary, grpc, type GrpcServer, type EchoClient, type EchoReply, type EchoRequest } from '../support/grpc.ts';
 
 const UPSTREAM_TIMEOUT_MS = 1000;
 const REQUEST_TIMEOUT_MS = 2000;
+/** The shortest the sidecar accepts next to the two above. */
+const CLIENT_IDLE_TIMEOUT_MS = 3000;
 /** Longer than both: each call below runs about this long. */
 const CALL_MS = 3000;
 /** Routes `localhost:PORT` over mTLS: sidecar A's calls to the peer sidecar under test. */
@@ -35,7 +42,8 @@ const deadline = (): Date => new Date(Date.now() + CALLER_DEADLINE_MS);
 describe('gRPC calls longer than the sidecar\'s timeouts', () => {
   let pki: TestPki; let app: GrpcServer; let sidecar: Sidecar; let policies: string; let aRoutes: string; let a: Sidecar;
   let client: EchoClient; let outboundClient: EchoClient; let peerClient: EchoClient;
-  const timeouts = ['--upstream-timeout', `${UPSTREAM_TIMEOUT_MS}ms`, '--request-timeout', `${REQUEST_TIMEOUT_MS}ms`];
+  const timeouts = ['--upstream-timeout', `${UPSTREAM_TIMEOUT_MS}ms`, '--request-timeout', `${REQUEST_TIMEOUT_MS}ms`,
+    '--client-idle-timeout', `${CLIENT_IDLE_TIMEOUT_MS}ms`];
 
   before(async () => {
     pki = await makePki();
@@ -47,10 +55,10 @@ describe('gRPC calls longer than the sidecar\'s timeouts', () => {
         const d = call.getDeadline();
         cb(null, { text: String((d instanceof Date ? d.getTime() : d) - Date.now()), metadata: {} });
       },
-      // Quiet for half of CALL_MS between its two messages and after them.
+      // Quiet for `count` ms (default half of CALL_MS) between its two messages, and half of CALL_MS after them.
       async ServerStream(call: grpc.ServerWritableStream<EchoRequest, EchoReply>) {
         call.write({ text: 'first', metadata: {} });
-        await sleep(CALL_MS / 2);
+        await sleep(call.request.count || CALL_MS / 2);
         call.write({ text: 'second', metadata: {} });
         await sleep(CALL_MS / 2);
         call.end();
@@ -135,6 +143,51 @@ describe('gRPC calls longer than the sidecar\'s timeouts', () => {
       assert.deepEqual(texts, ['late']);
     });
   }
+
+  for (const [path, c] of [['inbound', () => client], ['through a peer sidecar', () => peerClient]] as const) {
+    it(`keeps a connection whose call is open while nothing moves on it for longer than --client-idle-timeout (a quiet watch; ${path})`, async () => {
+      const quietMs = CLIENT_IDLE_TIMEOUT_MS + 1500;
+      const { texts, status } = await new Promise<{ texts: string[]; status: grpc.StatusObject }>((resolve) => {
+        const texts: string[] = [];
+        const call = c().ServerStream({ text: 'watch', count: quietMs }, new grpc.Metadata(), { deadline: deadline() });
+        call.on('data', (r: EchoReply) => texts.push(r.text));
+        call.on('error', () => { /* the status says it */ });
+        call.on('status', (status: grpc.StatusObject) => resolve({ texts, status }));
+      });
+      assert.equal(status.code, grpc.status.OK, status.details);
+      assert.deepEqual(texts, ['first', 'second']);
+    });
+  }
+
+  it('closes an HTTP/2 connection with no call open once it has been idle for --client-idle-timeout', async () => {
+    const session = h2connect(`https://localhost:${sidecar.inboundPort}`, { ...tlsOptions(pki.ca, pki.clients.billing), host: '127.0.0.1' });
+    session.on('error', () => { /* the close is what is checked */ });
+    await h2request(session, { ':method': 'POST', ':path': '/authproxy.test.Echo/Unary', 'content-type': 'application/grpc', te: 'trailers' }, '');
+    const idleFrom = Date.now();
+    await within(new Promise((resolve) => session.once('close', resolve)), CLIENT_IDLE_TIMEOUT_MS + 3000, 'the idle connection closed');
+    const took = Date.now() - idleFrom;
+    assert.ok(took >= CLIENT_IDLE_TIMEOUT_MS - 200, `closed after ${took} ms`);
+  });
+
+  it('closes a connection with an open stream once its peer stops answering the PING sent when it went idle', async () => {
+    const socket = tlsConnect({ host: '127.0.0.1', port: sidecar.inboundPort, ALPNProtocols: ['h2'], ...tlsOptions(pki.ca, pki.clients.billing) });
+    socket.on('error', () => { /* the close is what is checked */ });
+    await new Promise((resolve) => socket.once('secureConnect', resolve));
+    const started = Date.now();
+    // A gRPC call whose request never ends (no END_STREAM): the app waits for its message, the
+    // stream stays open. The client reads what comes and answers nothing, a PING least of all.
+    const headers = Buffer.concat([Buffer.from([0x83, 0x87]), literal(':path', '/authproxy.test.Echo/Unary'), literal(':authority', 'localhost'),
+      literal('content-type', 'application/grpc'), literal('te', 'trailers')]);
+    const received: Buffer[] = [];
+    socket.on('data', (d: Buffer) => received.push(d));
+    socket.write(Buffer.concat([PREFACE, frame(Type.SETTINGS, 0, 0, Buffer.alloc(0)), frame(Type.SETTINGS, 1, 0, Buffer.alloc(0)),
+      frame(Type.HEADERS, 0x4, 1, headers)]));
+    await within(new Promise((resolve) => socket.once('close', resolve)), 3 * CLIENT_IDLE_TIMEOUT_MS + 3000, 'the connection closed');
+    const took = Date.now() - started;
+    // Idle for the timeout, then the PING's own wait (the idle timeout here, 20 s at most).
+    assert.ok(took >= 2 * CLIENT_IDLE_TIMEOUT_MS - 200, `closed after ${took} ms`);
+    assert.ok(frameTypes(Buffer.concat(received)).includes(Type.PING), 'the sidecar sent a PING before closing');
+  });
 
   it('still answers upstream_timeout when the app does not answer within --upstream-timeout of the request\'s end', async () => {
     const started = Date.now();

@@ -17,23 +17,7 @@ import { startApp, type TestApp } from '../support/app.ts';
 import { startSidecar, type Sidecar } from '../support/sidecar.ts';
 import { tlsOptions, httpsGet } from '../support/clients.ts';
 import { within } from '../support/wait.ts';
-
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-const Type = { HEADERS: 1, SETTINGS: 4, PING: 6, CONTINUATION: 9 } as const;
-type FrameType = typeof Type[keyof typeof Type];
-
-function frame(type: FrameType, flags: number, stream: number, payload: Buffer): Buffer {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type; head[4] = flags;
-  head.writeUInt32BE(stream, 5);
-  return Buffer.concat([head, payload]);
-}
-
-/** HPACK literal field without indexing, new name (RFC 7541 §6.2.2); names and values under 128 bytes. */
-function literal(name: string, value: string): Buffer {
-  return Buffer.concat([Buffer.from([0x00, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
-}
+import { PREFACE, Type, frame, literal } from '../support/h2-flood.ts';
 
 /** GET https://localhost/orders/1: indexed :method GET, :scheme https, then :path and :authority. */
 const REQUEST_HEADERS = Buffer.concat([Buffer.from([0x82, 0x87]), literal(':path', '/orders/1'), literal(':authority', 'localhost')]);
