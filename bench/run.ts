@@ -1,8 +1,8 @@
 // `npm run bench [-- --quick]`: measures every path side by side in one run and writes
 // bench/results/latest.md, latest.json and latency.svg. See bench/README.md.
 //
-// All paths are started first and then loaded in interleaved rounds (round r visits the paths
-// in an order rotated by r), so a burst of unrelated work on a shared machine lands on every
+// All paths are started first and then loaded in interleaved rounds (each round in its own
+// order, roundOrders), so a burst of unrelated work on a shared machine lands on every
 // path a little instead of on one path a lot. Idle proxies cost nothing meanwhile.
 import { parseArgs } from 'node:util';
 import { mkdtemp, mkdir, rm, writeFile, readFile, readdir, copyFile } from 'node:fs/promises';
@@ -72,6 +72,31 @@ function emptyResult(id: string, label: string, kind: PathKind, skipped: string 
     cpuUsPerRequest: null, appCpuUsPerRequest: null, handshake: null, cpuUsPerHandshake: null };
 }
 
+/**
+ * `rounds` orders of `n` paths: round 0 as listed, each later one a permutation from a fixed-seed
+ * generator (mulberry32), so no path always runs after the same neighbour, and two runs of the
+ * benchmark with the same paths visit them in the same orders.
+ */
+export function roundOrders(n: number, rounds: number, seed = 0x5eed): number[][] {
+  let a = seed >>> 0;
+  const random = (): number => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const orders: number[][] = [];
+  for (let r = 0; r < rounds; r++) {
+    const o = Array.from({ length: n }, (_, i) => i);
+    if (r > 0) {
+      for (let i = n - 1; i > 0; i--) { const j = Math.floor(random() * (i + 1)); [o[i], o[j]] = [o[j]!, o[i]!]; }
+    }
+    orders.push(o);
+  }
+  return orders;
+}
+
 /** Rounds of one path's fixed-rate runs merged into one result, percentiles over every sample. */
 function mergeRates(parts: RateResult[]): RateResult {
   const cat = (k: 'latency' | 'service' | 'lag'): Float64Array => Float64Array.from(parts.flatMap((p) => p.samples?.[k] ?? []));
@@ -106,7 +131,12 @@ class Bench {
 
   /** Fixed-rate rounds, saturation rounds and handshakes over every running path, interleaved. */
   async measureAll(running: Array<{ r: PathResult; t: RunningTarget }>): Promise<void> {
-    const rotate = <T>(xs: T[], k: number): T[] => xs.map((_, i) => xs[(i + k) % xs.length]!);
+    // Each round in its own order (shuffled with a fixed seed, so every run visits the paths
+    // alike): rotated by one each round, a path always followed the same neighbour, and a path
+    // run second in a probe read ~2 µs slower in-process whichever build it was (FINDINGS,
+    // "Outbound with a cached token").
+    const order = roundOrders(running.length, Math.max(this.s.rounds, this.s.saturateRounds));
+    const rotate = <T>(xs: T[], k: number): T[] => order[k]!.map((i) => xs[i]!);
     const rates = new Map<PathResult, RateResult[]>();
     const rateCpu = new Map<PathResult, { seconds: number; requests: number }>();
     const per = Math.ceil(this.s.requests / this.s.rounds);
