@@ -48,7 +48,8 @@ export function startDirect(ctx: Context): RunningTarget {
 }
 
 export interface AuthproxyOptions {
-  upstream: 'tcp' | 'unix';
+  /** The benchmark app over TCP or its Unix socket, or another app's --upstream (a probe's h2c app). */
+  upstream: 'tcp' | 'unix' | { url: string };
   /** The launcher to run: bin/authproxy.js (type stripping) or a compiled build's. */
   entry?: string;
   /** Extra environment, e.g. NODE_OPTIONS=--cpu-prof. */
@@ -67,8 +68,8 @@ export interface AuthproxyTarget extends RunningTarget { proc: ChildProcess; inb
 export async function startAuthproxy(ctx: Context, opts: AuthproxyOptions): Promise<AuthproxyTarget> {
   const [port, adminPort, outboundPort] = await freePorts(3) as [number, number, number];
   const pair = opts.pair ?? ctx.pki.server;
-  const tag = opts.label ?? `authproxy-${opts.upstream}`;
-  const upstream = opts.upstream === 'tcp' ? `http://127.0.0.1:${ctx.app.port}` : `unix:${ctx.app.socketPath}`;
+  const tag = opts.label ?? `authproxy-${typeof opts.upstream === 'string' ? opts.upstream : 'url'}`;
+  const upstream = opts.upstream === 'tcp' ? `http://127.0.0.1:${ctx.app.port}` : opts.upstream === 'unix' ? `unix:${ctx.app.socketPath}` : opts.upstream.url;
   const args = [opts.entry ?? join(REPO, 'bin/authproxy.js'),
     '--upstream', upstream, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`,
     '--outbound-listen', `127.0.0.1:${outboundPort}`,

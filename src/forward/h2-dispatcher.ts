@@ -17,7 +17,7 @@ import { connect as netConnect, isIP, type LookupFunction, type Socket } from 'n
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { H2_HEADER_TABLE_BYTES, H2_MAX_SESSION_MEMORY_MB, NEVER_INDEXED, isPseudoHeader } from '../http/h2.ts';
+import { H2_HEADER_TABLE_BYTES, H2_MAX_SESSION_MEMORY_MB, H2_STREAM_WINDOW_BYTES, NEVER_INDEXED, isPseudoHeader, widenConnectionWindow } from '../http/h2.ts';
 import { forwardableTrailers } from '../http/trailers.ts';
 import { H2_NO_SETTINGS, StreamRefused } from './errors.ts';
 import { SMALL_BODY_BYTES } from './whole-body.ts';
@@ -136,7 +136,7 @@ export class H2Dispatcher {
         // which nghttp2 does not index).
         maxDeflateDynamicTableSize: H2_HEADER_TABLE_BYTES,
         maxSessionMemory: H2_MAX_SESSION_MEMORY_MB,
-        settings: { enablePush: false, maxHeaderListSize: o.maxHeaderBytes },
+        settings: { enablePush: false, maxHeaderListSize: o.maxHeaderBytes, initialWindowSize: H2_STREAM_WINDOW_BYTES },
       });
       session.on('error', () => { /* each open stream gets its own error */ });
       const forget = (): void => { if (this.#origins.get(origin) === state) this.#origins.delete(origin); };
@@ -154,6 +154,7 @@ export class H2Dispatcher {
       state.session = session;
       session.once('remoteSettings', () => {
         clearTimeout(timer);
+        widenConnectionWindow(session);
         session.off('close', lost);
         session.once('close', forget);
         session.once('goaway', forget);

@@ -21,7 +21,7 @@ import { inboundUpgradeHandler } from './upgrade.ts';
 import { inboundConnectHandler } from './websocket-h2.ts';
 import { log } from '../log.ts';
 import { isoTime } from '../audit/time.ts';
-import { H2_HEADER_TABLE_BYTES, H2_MAX_SESSION_MEMORY_MB } from '../http/h2.ts';
+import { H2_HEADER_TABLE_BYTES, H2_MAX_SESSION_MEMORY_MB, H2_STREAM_WINDOW_BYTES, widenConnectionWindow } from '../http/h2.ts';
 import { h2AdvertisedHeaderListSize } from '../http/header-limit.ts';
 
 export function secureContextOptions(m: TlsMaterial): SecureContextOptions {
@@ -46,6 +46,7 @@ export function createInboundServer(rt: Runtime, upstream: UpstreamPool): Inboun
     ...h2Settings(rt.config.maxHeaderBytes),
   });
   applyLimits(server, rt, byCertificate, 'mtls');
+  server.on('session', widenConnectionWindow);
 
   // Runs before the HTTP layer's own listener, so a refused peer's bytes are never parsed.
   server.prependListener('secureConnection', (socket: TLSSocket) => {
@@ -93,9 +94,9 @@ function peerOf(socket: TLSSocket, rt: Runtime): PeerCheck {
  * once per connection and refers to it afterwards, instead of sending it with every request.
  * enableConnectProtocol lets callers open WebSockets over HTTP/2 (RFC 8441; websocket-h2.ts).
  */
-export function h2Settings(maxHeaderBytes: number): { settings: { headerTableSize: number; maxHeaderListSize: number; enableConnectProtocol: boolean }; maxSessionMemory: number } {
+export function h2Settings(maxHeaderBytes: number): { settings: { headerTableSize: number; maxHeaderListSize: number; enableConnectProtocol: boolean; initialWindowSize: number }; maxSessionMemory: number } {
   return {
-    settings: { headerTableSize: H2_HEADER_TABLE_BYTES, maxHeaderListSize: h2AdvertisedHeaderListSize(maxHeaderBytes), enableConnectProtocol: true },
+    settings: { headerTableSize: H2_HEADER_TABLE_BYTES, maxHeaderListSize: h2AdvertisedHeaderListSize(maxHeaderBytes), enableConnectProtocol: true, initialWindowSize: H2_STREAM_WINDOW_BYTES },
     maxSessionMemory: H2_MAX_SESSION_MEMORY_MB,
   };
 }

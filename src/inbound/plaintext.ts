@@ -16,6 +16,7 @@ import type { Runtime } from '../runtime/state.ts';
 import type { UpstreamPool } from '../forward/upstream.ts';
 import { byBoundary } from './identify.ts';
 import { serverLimits, applyLimits, cutIdleConnections, guardRapidResets } from './limits.ts';
+import { widenConnectionWindow } from '../http/h2.ts';
 import { inboundHandler } from './handler.ts';
 import { inboundUpgradeHandler } from './upgrade.ts';
 import { inboundConnectHandler } from './websocket-h2.ts';
@@ -50,6 +51,7 @@ export function createPlaintextServer(rt: Runtime, upstream: UpstreamPool): Plai
   http1.on('connect', connect);
 
   const h2c: Http2Server = createH2cServer(h2Settings(c.maxHeaderBytes));
+  h2c.on('session', widenConnectionWindow);
   cutIdleConnections(h2c, c.clientIdleTimeoutMs);
   guardRapidResets(h2c, rt, identify);
   h2c.on('request', handle);

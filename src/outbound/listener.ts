@@ -20,7 +20,7 @@ import { trackConnections } from '../http/connections.ts';
 import { serveByPreface } from '../http/preface.ts';
 import { closeOnPrematureResets } from '../http/premature-reset.ts';
 import { log } from '../log.ts';
-import { H2_MAX_SESSION_MEMORY_MB } from '../http/h2.ts';
+import { H2_MAX_SESSION_MEMORY_MB, H2_STREAM_WINDOW_BYTES, widenConnectionWindow } from '../http/h2.ts';
 import { h2AdvertisedHeaderListSize, headersTooLargeMessage } from '../http/header-limit.ts';
 import { serverLimits, cutIdleConnections } from '../inbound/limits.ts';
 import { outboundHandler, type OutboundForwarding, type OutboundHandler } from './handler.ts';
@@ -38,7 +38,11 @@ export function createOutboundServer(rt: Runtime, fwd: OutboundForwarding): Outb
   const server = createHttp1Server(rt, handle, containFaults(handler.upgrade));
   // RFC 8441's extended CONNECT (a WebSocket over HTTP/2) is not offered: node:http2 advertises no
   // SETTINGS_ENABLE_CONNECT_PROTOCOL unless told, so an h2c app opens its WebSocket over HTTP/1.1.
-  const h2c = createH2cServer({ settings: { maxHeaderListSize: h2AdvertisedHeaderListSize(rt.config.maxHeaderBytes) }, maxSessionMemory: H2_MAX_SESSION_MEMORY_MB });
+  const h2c = createH2cServer({
+    settings: { maxHeaderListSize: h2AdvertisedHeaderListSize(rt.config.maxHeaderBytes), initialWindowSize: H2_STREAM_WINDOW_BYTES },
+    maxSessionMemory: H2_MAX_SESSION_MEMORY_MB,
+  });
+  h2c.on('session', widenConnectionWindow);
   cutIdleConnections(h2c, rt.config.clientIdleTimeoutMs);
   // The inbound rule (http/premature-reset.ts) here too: otherwise an app (or whatever has taken it
   // over) could make destinations begin any number of requests it never waits for, each with a
