@@ -36,7 +36,7 @@ test('a sidecar that started and served allowed and denied requests never loaded
     // The policy validators were compiled ahead of time: ajv's compiler is not loaded to check a policy.
     assert.ok(files.some((f) => f.endsWith('/src/policy/validators.generated.ts')), 'the generated validators were loaded');
     assert.deepEqual(files.filter((f) => f.includes('/node_modules/ajv/') && !f.includes('/ajv/dist/runtime/')), []);
-  } finally { await s.stop(); await app.close(); await pki.cleanup(); }
+  } finally { await s.stop(); await app.close(); await pki.cleanup(); await rm(policies, { recursive: true, force: true }); }
 });
 
 test('a dev-mode start with its certificates already made does not load the certificate-making library', async () => {
