@@ -136,7 +136,7 @@ class Bench {
     // run second in a probe read ~2 µs slower in-process whichever build it was (FINDINGS,
     // "Outbound with a cached token").
     const order = roundOrders(running.length, Math.max(this.s.rounds, this.s.saturateRounds));
-    const rotate = <T>(xs: T[], k: number): T[] => order[k]!.map((i) => xs[i]!);
+    const inOrder = <T>(xs: T[], k: number): T[] => order[k]!.map((i) => xs[i]!);
     const rates = new Map<PathResult, RateResult[]>();
     const rateCpu = new Map<PathResult, { seconds: number; requests: number }>();
     const per = Math.ceil(this.s.requests / this.s.rounds);
@@ -156,7 +156,7 @@ class Bench {
     }
     for (let round = 0; round < this.s.rounds; round++) {
       progress(`fixed rate, round ${round + 1}/${this.s.rounds}`);
-      for (const { r, t } of rotate(running, round)) {
+      for (const { r, t } of inOrder(running, round)) {
         try {
           const c0 = t.cpuSeconds();
           const part = await this.rate(t.load, per, this.s.warmupRequests);
@@ -177,7 +177,7 @@ class Bench {
     const sats = new Map<PathResult, { results: SaturateResult[]; cpu: number; appCpu: number; requests: number }>();
     for (let round = 0; round < this.s.saturateRounds; round++) {
       progress(`saturation, round ${round + 1}/${this.s.saturateRounds}`);
-      for (const { r, t } of rotate(running, round)) {
+      for (const { r, t } of inOrder(running, round)) {
         try {
           const [c0, a0] = [t.cpuSeconds(), treeCpuSeconds(this.ctx.app.pid)];
           const s = await this.saturate(t.load);

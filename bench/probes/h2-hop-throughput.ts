@@ -13,7 +13,7 @@ import { createServer as createH2cServer, connect as h2connect } from 'node:http
 import { parseArgs } from 'node:util';
 import { openProbe } from '../lib/probe.ts';
 import { startAuthproxy } from '../lib/targets.ts';
-import { policyDir } from '../lib/outbound.ts';
+import { policyDir, route } from '../lib/outbound.ts';
 
 const { values } = parseArgs({ options: { 'delay-ms': { type: 'string', default: '1' }, mib: { type: 'string', default: '32' }, rounds: { type: 'string', default: '2' } } });
 const delayMs = Number(values['delay-ms']); const mib = Number(values.mib); const rounds = Number(values.rounds);
@@ -40,13 +40,8 @@ const relay = createNetServer({ noDelay: true }, (down: Socket) => {
   for (const [s, other] of [[down, up], [up, down]] as const) { s.on('error', () => other.destroy()); s.on('close', () => other.destroy()); }
 });
 await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
-const routes = await policyDir(ctx, 'h2-hop', `apiVersion: authproxy.dev/v1
-kind: OutboundRoute
-metadata: { name: peers }
-spec:
-  hosts: ["localhost"]
-  tls: mtls
-`);
+// (route() adds a TrustBoundary for loopback; the route's own `tls: mtls` still decides the hop.)
+const routes = await policyDir(ctx, 'h2-hop', route('peers', 'mtls', false));
 const a = await startAuthproxy(ctx, { upstream: 'tcp', label: 'a', pair: ctx.pki.peerSidecar, policies: routes });
 const session = h2connect(`http://127.0.0.1:${a.outboundPort}`);
 session.on('error', () => { /* torn down with the sidecars at the end */ });

@@ -15,7 +15,7 @@ import { createCA, issueCertificate, type PemPair } from '../../src/certs/pki.ts
 import { makePki, BILLING_ID, type TestPki, type ClientFiles } from '../support/pki.ts';
 import { startApp, type TestApp } from '../support/app.ts';
 import { startSidecar, type Sidecar } from '../support/sidecar.ts';
-import { policyDir, TEST_POLICY } from '../support/policy-dir.ts';
+import { policyDir, TEST_POLICY, PEER_ROUTES } from '../support/policy-dir.ts';
 import { curl, httpsGet } from '../support/clients.ts';
 import { waitForAuditLine } from '../support/audit.ts';
 
@@ -31,14 +31,6 @@ spec:
       action: allow
       from: [{ principals: ["spiffe://partner.org/ns/pay/**"] }]
       to: [{ methods: [GET], paths: ["/orders", "/orders/*"] }]
-`;
-
-const ROUTES = `apiVersion: authproxy.dev/v1
-kind: OutboundRoute
-metadata: { name: mesh }
-spec:
-  hosts: ["localhost"]
-  tls: mtls
 `;
 
 describe('federated trust domains', () => {
@@ -68,7 +60,7 @@ describe('federated trust domains', () => {
       issueCertificate(pki.caPair, { spiffeId: PARTNER_ID }).then((p) => save('partnerIdFromOurCa', p)),
       issueCertificate(partnerRoot, { dnsNames: ['legacy.internal'] }).then((p) => save('dnsFromPartner', p)),
     ]);
-    policies = await policyDir({ 'orders.yaml': TEST_POLICY, 'partner.yaml': PARTNER_POLICY, 'routes.yaml': ROUTES });
+    policies = await policyDir({ 'orders.yaml': TEST_POLICY, 'partner.yaml': PARTNER_POLICY, 'routes.yaml': PEER_ROUTES });
     auditFile = join(work, 'audit.log');
     sidecar = await startSidecar(['--upstream', app.upstream, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
       '--federate', `partner.org=${bundleFile}`, '--policies', policies, '--audit-log', auditFile,

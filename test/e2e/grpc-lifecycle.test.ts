@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { makePki, type TestPki } from '../support/pki.ts';
 import { startSidecar, memoryOf, type Sidecar } from '../support/sidecar.ts';
 import { startPolicedSidecar, type PolicedSidecar } from '../support/policed-sidecar.ts';
-import { policyDir } from '../support/policy-dir.ts';
+import { policyDir, PEER_ROUTES } from '../support/policy-dir.ts';
 import { tlsOptions } from '../support/clients.ts';
 import { waitFor, within } from '../support/wait.ts';
 import { startGrpcServer, grpcClient, echoFrame, grpc, type GrpcServer, type EchoClient, type EchoReply, type EchoRequest } from '../support/grpc.ts';
@@ -21,15 +21,6 @@ import { startGrpcServer, grpcClient, echoFrame, grpc, type GrpcServer, type Ech
 const PROMPTLY_MS = 2000;
 const KiB = 1024;
 const MiB = 1024 * KiB;
-
-/** Routes the test's `localhost:PORT` authorities over mTLS, i.e. to a peer sidecar. */
-const A_ROUTES = `apiVersion: authproxy.dev/v1
-kind: OutboundRoute
-metadata: { name: peers }
-spec:
-  hosts: ["localhost"]
-  tls: mtls
-`;
 
 /** Something a test resolves later: an app's call held open until the test lets it go on. */
 class Gate {
@@ -234,7 +225,7 @@ describe('gRPC calls that end early, through the sidecar', () => {
     pki = await makePki();
     grpcApp = await app.start();
     raw = await startRawApp();
-    aRoutes = await policyDir({ 'routes.yaml': A_ROUTES });
+    aRoutes = await policyDir({ 'routes.yaml': PEER_ROUTES });
     // A presents billing's certificate, which B's policy lets call anything.
     [b, r, a] = await Promise.all([
       startPolicedSidecar(pki, { upstream: `h2c://${grpcApp.address}` }),

@@ -12,7 +12,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { connect as h2connect } from 'node:http2';
 import { makePki, type TestPki } from '../support/pki.ts';
 import { startSidecar, type Sidecar } from '../support/sidecar.ts';
-import { policyDir, LOOPBACK_BOUNDARY } from '../support/policy-dir.ts';
+import { policyDir, LOOPBACK_BOUNDARY, PEER_ROUTES } from '../support/policy-dir.ts';
 import { tlsOptions, h2request } from '../support/clients.ts';
 import { within } from '../support/wait.ts';
 import { PREFACE, Type, frame, frameTypes, literal } from '../support/h2-flood.ts';
@@ -24,15 +24,6 @@ const REQUEST_TIMEOUT_MS = 2000;
 const CLIENT_IDLE_TIMEOUT_MS = 3000;
 /** Longer than both: each call below runs about this long. */
 const CALL_MS = 3000;
-/** Routes `localhost:PORT` over mTLS: sidecar A's calls to the peer sidecar under test. */
-const A_ROUTES = `apiVersion: authproxy.dev/v1
-kind: OutboundRoute
-metadata: { name: peers }
-spec:
-  hosts: ["localhost"]
-  tls: mtls
-`;
-
 /** The callers' own deadline, far beyond the sidecar's timeouts. */
 const CALLER_DEADLINE_MS = 20_000;
 
@@ -73,7 +64,7 @@ describe('gRPC calls longer than the sidecar\'s timeouts', () => {
     sidecar = await startSidecar(['--upstream', `h2c://${app.address}`, '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
       '--policies', policies, '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', ...timeouts]);
     // Another app's sidecar, calling the sidecar under test over mTLS (HTTP/2), with the same timeouts.
-    aRoutes = await policyDir({ 'routes.yaml': A_ROUTES });
+    aRoutes = await policyDir({ 'routes.yaml': PEER_ROUTES });
     a = await startSidecar(['--upstream', 'http://127.0.0.1:9', '--cert', pki.clients.billing.cert, '--key', pki.clients.billing.key, '--ca', pki.ca,
       '--policies', aRoutes, '--audit-log', '/dev/null', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', ...timeouts]);
     const tls = { ca: await readFile(pki.ca), cert: await readFile(pki.clients.billing.cert), key: await readFile(pki.clients.billing.key), servername: 'localhost' };

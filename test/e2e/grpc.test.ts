@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makePki, SERVER_ID, BILLING_ID, type TestPki, type ClientFiles } from '../support/pki.ts';
 import { startSidecar, type Sidecar } from '../support/sidecar.ts';
-import { policyDir } from '../support/policy-dir.ts';
+import { policyDir, PEER_ROUTES } from '../support/policy-dir.ts';
 import { startGrpcServer, grpcClient, unary, serverStream, clientStream, bidiPingPong, grpc, STATUS_DETAILS, type GrpcServer, type EchoClient } from '../support/grpc.ts';
 
 const PAYMENTS_ID = 'spiffe://example.org/ns/prod/sa/payments';
@@ -29,14 +29,6 @@ spec:
       action: allow
       from: [{ principals: ["${SHOP_ID}"], token: { roles: [Echo.User] } }]
       to: [{ paths: ["/authproxy.test.Echo/Unary"] }]
-`;
-
-const A_ROUTES = `apiVersion: authproxy.dev/v1
-kind: OutboundRoute
-metadata: { name: echo }
-spec:
-  hosts: ["localhost"]
-  tls: mtls
 `;
 
 describe('gRPC through the sidecar', () => {
@@ -66,7 +58,7 @@ describe('gRPC through the sidecar', () => {
     bCert = await pki.issue('payments', { spiffeId: PAYMENTS_ID, dnsNames: ['localhost'] });
     app = await startGrpcServer();
     bPolicies = await policyDir({ 'echo.yaml': B_POLICY });
-    const aPolicies = await policyDir({ 'routes.yaml': A_ROUTES });
+    const aPolicies = await policyDir({ 'routes.yaml': PEER_ROUTES });
     dirs.push(aPolicies, bPolicies);
     [a, b] = await Promise.all([
       startSidecar(['--upstream', 'http://127.0.0.1:9', '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,

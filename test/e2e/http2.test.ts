@@ -10,7 +10,7 @@ import { rm } from 'node:fs/promises';
 import { makePki, BILLING_ID, SERVER_ID, type TestPki, type ClientFiles } from '../support/pki.ts';
 import { startApp, type TestApp } from '../support/app.ts';
 import { startSidecar, type Sidecar } from '../support/sidecar.ts';
-import { policyDir, TEST_POLICY } from '../support/policy-dir.ts';
+import { policyDir, TEST_POLICY, PEER_ROUTES } from '../support/policy-dir.ts';
 import { tlsOptions, curl, h2request, httpsGet } from '../support/clients.ts';
 import { viaProxy } from '../tokens/support.ts';
 import { Pool } from 'undici';
@@ -145,15 +145,6 @@ describe('HTTP/2 on the inbound listener', () => {
   });
 });
 
-/** Sidecar A's route to its peer on localhost: mTLS with the workload certificate. */
-const PEER_ROUTE = `apiVersion: authproxy.dev/v1
-kind: OutboundRoute
-metadata: { name: peer }
-spec:
-  hosts: ["localhost"]
-  tls: mtls
-`;
-
 describe('HTTP/2 on the hop to a peer', () => {
   it('reaches an mTLS peer over HTTP/2 (ALPN) although the app spoke HTTP/1.1, presenting the workload certificate, and delivers every concurrent response whole', async () => {
     const pki = await makePki();
@@ -173,7 +164,7 @@ describe('HTTP/2 on the hop to a peer', () => {
     });
     await new Promise<void>((resolve) => peer.listen(0, '127.0.0.1', resolve));
     const peerPort = (peer.address() as AddressInfo).port;
-    const routes = await policyDir({ 'routes.yaml': PEER_ROUTE });
+    const routes = await policyDir({ 'routes.yaml': PEER_ROUTES });
     const a = await startSidecar(['--upstream', 'http://127.0.0.1:9', '--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca,
       '--policies', routes, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0']);
     try {
@@ -223,7 +214,7 @@ describe('HPACK between sidecars', () => {
     app = await startApp();
     const bCert = await pki.issue('peer', { spiffeId: 'spiffe://example.org/ns/prod/sa/peer', dnsNames: ['localhost'] });
     const bPolicies = await policyDir({ 'orders.yaml': TEST_POLICY.replace('spiffe://example.org/ns/billing/sa/*', SERVER_ID) });
-    const aRoutes = await policyDir({ 'routes.yaml': PEER_ROUTE });
+    const aRoutes = await policyDir({ 'routes.yaml': PEER_ROUTES });
     dirs.push(bPolicies, aRoutes);
     const common = ['--ca', pki.ca, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'];
     b = await startSidecar(['--upstream', app.upstream, '--cert', bCert.cert, '--key', bCert.key, ...common, '--policies', bPolicies]);

@@ -38,3 +38,12 @@ kind: TrustBoundary
 metadata: { name: loopback }
 spec: { cidrs: ["127.0.0.0/8"] }
 `;
+
+/** Sidecar A's route to a peer sidecar the test runs on localhost: mTLS with A's workload certificate. */
+export const PEER_ROUTES = `apiVersion: authproxy.dev/v1
+kind: OutboundRoute
+metadata: { name: peers }
+spec:
+  hosts: ["localhost"]
+  tls: mtls
+`;
