@@ -3,14 +3,16 @@
 // secure server with HTTP/1.1 allowed, client certificate required and CA-verified, Nagle off),
 // the peer's SAN passed to the app as a header, a small body read whole first (undici keeps a
 // streamed one alive past the young GC: src/forward/whole-body.ts), the undici relay of
-// undici-bare.ts; no policy, no audit trail, no deadlines or retries. What the sidecar costs
-// beyond this row is its own work; what this row costs beyond nginx is the runtime's.
+// undici-bare.ts; no policy, no audit trail, no deadlines or retries. undici's Pool is loaded from
+// its own module, as the sidecar loads it: the package index also loads fetch, WebSocket and the
+// rest, 12 MB of idle RSS that were the floor's and not the runtime's until 2026-11-25. What the
+// sidecar costs beyond this row is its own work; what this row costs beyond nginx is the runtime's.
 // argv: APP_PORT CERT KEY CA. Prints {port} when listening.
 import { createSecureServer } from 'node:http2';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { Pool } from 'undici';
+import { Pool } from '../../src/forward/undici.ts';
 import { passHeaders } from './headers.ts';
 import { readWholeBody, smallDeclaredLength } from '../../src/forward/whole-body.ts';
 import { Relay } from './undici-bare.ts';

@@ -1,11 +1,12 @@
 // Forwarding micro-benchmark, contender 2: undici Pool.dispatch with the smallest correct relay
 // (backpressure, no retries or deadlines). Against contender 1 it shows what the sidecar's
-// wrapper costs on top of the library. argv: APP_PORT.
+// wrapper costs on top of the library (loaded as the sidecar loads it). argv: APP_PORT.
 import type { ServerResponse, IncomingHttpHeaders } from 'node:http';
 import { createServer } from '../../src/http/node-http.ts';
 import type { Http2ServerResponse } from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Pool } from '../../src/forward/undici.ts';
 import { passHeaders } from './headers.ts';
 import { HOP_BY_HOP } from '../../src/http/hop-by-hop.ts';
 
