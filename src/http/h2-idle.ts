@@ -6,32 +6,11 @@
 // keepalive does: the answer is traffic, so the idle clock starts again, and a peer that does not
 // answer within PING_TIMEOUT_MS is gone (a host that vanished leaves no FIN), so the connection is
 // closed.
-import type { Http2SecureServer, Http2Server, Http2Session, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
+import type { Http2Session } from 'node:http2';
+import { openStreams } from './h2-streams.ts';
 
 /** gRPC's keepalive timeout: how long a PING may go unanswered. */
 export const PING_TIMEOUT_MS = 20_000;
-
-// On the session and the stream, not in closures: streams are per request, and these listeners are shared.
-const OPEN = Symbol('open streams');
-const SESSION = Symbol('session');
-type Counted = ServerHttp2Session & { [OPEN]?: number };
-type Owned = ServerHttp2Stream & { [SESSION]?: Counted };
-
-/** Counts each session's open streams, for `closeIfIdle`. */
-export function countOpenStreams(server: Http2SecureServer | Http2Server): void {
-  server.on('session', (session: Counted) => {
-    session[OPEN] = 0;
-    session.on('stream', onStream);
-  });
-}
-
-function onStream(this: Counted, stream: Owned): void {
-  this[OPEN]!++;
-  stream[SESSION] = this;
-  stream.on('close', onStreamClose);
-}
-
-function onStreamClose(this: Owned): void { this[SESSION]![OPEN]!--; }
 
 /** Whether `idle` (what a server's 'timeout' event carries) is an HTTP/2 session rather than a socket. */
 export function isH2Session(idle: unknown): idle is Http2Session {
@@ -40,11 +19,12 @@ export function isH2Session(idle: unknown): idle is Http2Session {
 
 /**
  * Called when `session` has been idle for the timeout: closed when no stream is open on it,
- * asked for a PING otherwise (and closed if the PING goes unanswered for `pingTimeoutMs`).
+ * asked for a PING otherwise (and closed if the PING goes unanswered for `pingTimeoutMs`). The
+ * open streams are counted by h2-streams.ts, which the server must keep (`trackStreams`).
  */
 export function closeIfIdle(session: Http2Session, pingTimeoutMs = PING_TIMEOUT_MS): void {
   if (session.destroyed) return;
-  if (((session as Counted)[OPEN] ?? 0) === 0) { session.destroy(); return; }
+  if (openStreams(session) === 0) { session.destroy(); return; }
   const timer = setTimeout(() => session.destroy(), pingTimeoutMs);
   timer.unref();
   try {

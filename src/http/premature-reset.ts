@@ -7,7 +7,8 @@
 // resets reach half of the streams closed, once there are enough streams to judge (or as soon as
 // they alone reach half of that number), is a connection to close. An ordinary client's
 // cancellations (a deadline, a user who navigates away) are a small share of its streams.
-import { constants, type Http2SecureServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import { constants, type Http2SecureServer, type Http2Server, type ServerHttp2Session } from 'node:http2';
+import { openedAt, trackStreams, type StreamTally, type TrackedStream } from './h2-streams.ts';
 
 /** Streams to judge a connection by; premature resets alone reaching half of it end it sooner. */
 export const PREMATURE_RESET_STREAMS = 500;
@@ -16,44 +17,27 @@ export const PREMATURE_RESET_MS = 1000;
 
 const { NGHTTP2_NO_ERROR, NGHTTP2_ENHANCE_YOUR_CALM } = constants;
 
-interface Tally { closed: number; premature: number; session: ServerHttp2Session; onAbuse: (session: ServerHttp2Session, tally: Readonly<Tally>) => void }
-
-// On the stream, not in a closure: streams are per request, and these listeners are shared.
-const TALLY = Symbol('premature-reset tally');
-const OPENED = Symbol('opened at');
-type Tracked = ServerHttp2Stream & { [TALLY]?: Tally; [OPENED]?: number };
-
 /**
  * Closes (GOAWAY ENHANCE_YOUR_CALM) each HTTP/2 connection of `server` whose client resets its
  * streams prematurely, after telling `onAbuse` (to log and count it).
  */
-export function closeOnPrematureResets(server: Http2SecureServer | Http2Server, onAbuse: Tally['onAbuse']): void {
-  server.on('session', (session: ServerHttp2Session) => {
-    const tally: Tally = { closed: 0, premature: 0, session, onAbuse };
-    session.on('stream', (stream: Tracked) => {
-      stream[TALLY] = tally;
-      stream[OPENED] = Date.now();
-      stream.once('close', onStreamClose);
-    });
+export function closeOnPrematureResets(server: Http2SecureServer | Http2Server,
+  onAbuse: (session: ServerHttp2Session, tally: Readonly<StreamTally>) => void): void {
+  trackStreams(server, (stream: TrackedStream, tally: StreamTally): void => {
+    // (Reset before any answer: the sidecar resets only streams it has answered, or that the client left.)
+    if (stream.rstCode === NGHTTP2_NO_ERROR || stream.headersSent || Date.now() - openedAt(stream) >= PREMATURE_RESET_MS) return;
+    tally.premature++;
+    const judged = tally.closed < PREMATURE_RESET_STREAMS ? PREMATURE_RESET_STREAMS : tally.closed;
+    if (tally.premature * 2 < judged) return;
+    const session = tally.session;
+    if (session.closed || session.destroyed) return;
+    onAbuse(session, tally);
+    // GOAWAY, then a close once the streams open are done: the client reads why. Destroyed at once,
+    // the socket would be closed with the client's frames unread, and a reset (RST) lose the GOAWAY.
+    session.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
+    session.close();
+    setTimeout(() => { if (!session.destroyed) session.destroy(); }, GRACE_MS).unref();
   });
-}
-
-function onStreamClose(this: Tracked): void {
-  const tally = this[TALLY]!;
-  tally.closed++;
-  // (Reset before any answer: the sidecar resets only streams it has answered, or that the client left.)
-  if (this.rstCode === NGHTTP2_NO_ERROR || this.headersSent || Date.now() - this[OPENED]! >= PREMATURE_RESET_MS) return;
-  tally.premature++;
-  const judged = tally.closed < PREMATURE_RESET_STREAMS ? PREMATURE_RESET_STREAMS : tally.closed;
-  if (tally.premature * 2 < judged) return;
-  const session = tally.session;
-  if (session.closed || session.destroyed) return;
-  tally.onAbuse(session, tally);
-  // GOAWAY, then a close once the streams open are done: the client reads why. Destroyed at once,
-  // the socket would be closed with the client's frames unread, and a reset (RST) lose the GOAWAY.
-  session.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
-  session.close();
-  setTimeout(() => { if (!session.destroyed) session.destroy(); }, GRACE_MS).unref();
 }
 
 /** How long a closed connection's open streams get to end before the connection is cut. */

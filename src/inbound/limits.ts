@@ -9,7 +9,8 @@ import type { Runtime } from '../runtime/state.ts';
 import { refuseRaw } from '../http/refuse.ts';
 import { headersTooLargeMessage } from '../http/header-limit.ts';
 import { closeOnPrematureResets } from '../http/premature-reset.ts';
-import { closeIfIdle, countOpenStreams, isH2Session, PING_TIMEOUT_MS } from '../http/h2-idle.ts';
+import { closeIfIdle, isH2Session, PING_TIMEOUT_MS } from '../http/h2-idle.ts';
+import { trackStreams } from '../http/h2-streams.ts';
 import { log } from '../log.ts';
 import { RequestRefused } from '../errors.ts';
 import { auditRecord, refusedBeforePolicy } from './authorize.ts';
@@ -37,7 +38,7 @@ export function serverLimits(c: Config): ServerOptions {
  */
 export function cutIdleConnections(server: HttpServer | Http2SecureServer | Http2Server, ms: number): void {
   server.setTimeout(ms);
-  if ('updateSettings' in server) countOpenStreams(server);
+  if ('updateSettings' in server) trackStreams(server);
   const pingTimeoutMs = Math.min(PING_TIMEOUT_MS, ms);
   (server as HttpServer).on('timeout', (idle: { destroy(): void }) => {
     if (isH2Session(idle)) closeIfIdle(idle, pingTimeoutMs); else idle.destroy();
