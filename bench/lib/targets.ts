@@ -126,7 +126,8 @@ export async function startHaproxy(ctx: Context): Promise<RunningTarget> {
     haproxyConfig({ port, appPort: ctx.app.port, pki: ctx.pki }), port);
 }
 
-const COMPILE_CACHE_DIR = join(REPO, 'node_modules/.cache/authproxy-compile');
+/** The launcher's compile cache (bin/authproxy.js), for a preload that must not load the TypeScript stripper either. */
+export const COMPILE_CACHE_DIR = join(REPO, 'node_modules/.cache/authproxy-compile');
 
 /**
  * The environment for the bench's own Node forwarders (the floor, the micro-benchmark's): the
@@ -137,11 +138,14 @@ export function forwarderEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...process.env, ...PRODUCTION_ENV, NODE_OPTIONS: PRODUCTION_NODE_OPTIONS, NODE_COMPILE_CACHE: COMPILE_CACHE_DIR, ...env };
 }
 
-/** The floor row: bench/forwarders/mtls-floor.ts, with the sidecar's Node options and environment. */
-export async function startNodeFloor(ctx: Context, env: NodeJS.ProcessEnv = {}): Promise<RunningTarget> {
+/**
+ * The floor row: bench/forwarders/mtls-floor.ts, with the sidecar's Node options and environment;
+ * `nodeArgs` go on its command line (a probe's V8 flag to try).
+ */
+export async function startNodeFloor(ctx: Context, env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): Promise<RunningTarget> {
   const logFd = openSync(join(ctx.work, 'node-floor.log'), 'a');
   const proc = spawnOn(ctx.cpu.targetCpu, process.execPath,
-    [join(BENCH_DIR, 'forwarders', 'mtls-floor.ts'), String(ctx.app.port), ctx.pki.server.cert, ctx.pki.server.key, ctx.pki.ca],
+    [...nodeArgs, join(BENCH_DIR, 'forwarders', 'mtls-floor.ts'), String(ctx.app.port), ctx.pki.server.cert, ctx.pki.server.key, ctx.pki.ca],
     { stdio: ['ignore', 'pipe', logFd], env: forwarderEnv(env) });
   closeSync(logFd);
   let port: number;
