@@ -11,7 +11,7 @@ import { decide, auditRecord, refusedBeforePolicy } from './authorize.ts';
 import { refusedAfterAllow, type AuditRecord } from '../audit/record.ts';
 import { h2HeadersOverLimit, headersTooLargeMessage } from '../http/header-limit.ts';
 import { upstreamRequestHeaders, identityHeaders } from './headers.ts';
-import { grpcDeadlineAt, incomingBudgetMs } from '../forward/deadline.ts';
+import { grpcDeadlineAt, incomingBudgetMs, parseGrpcTimeout } from '../forward/deadline.ts';
 import { declaredTooLarge, needsBuffering } from '../forward/body-limit.ts';
 import { readBody, readWholeBody, smallDeclaredLength } from '../forward/whole-body.ts';
 import { BODY_NOT_RECEIVED } from '../forward/errors.ts';
@@ -55,10 +55,11 @@ export function inboundHandler(rt: Runtime, upstream: UpstreamPool, identify: Id
       deny(res, requestId, start, headersTooLarge.code, headersTooLarge.message);
       return;
     }
-    const budget = incomingBudgetMs(req.headers['x-authproxy-deadline'], req.headers['grpc-timeout']);
+    const grpcMs = parseGrpcTimeout(req.headers['grpc-timeout']);
+    const budget = incomingBudgetMs(req.headers['x-authproxy-deadline'], grpcMs);
     const now = Date.now();
     const deadlineAt = now + (budget === null ? requestTimeout : Math.min(requestTimeout, budget));
-    const grpcAt = grpcDeadlineAt(req.headers['grpc-timeout'], now);
+    const grpcAt = grpcDeadlineAt(grpcMs, now);
     // Bearer tokens are verified (asynchronously) only when a rule needs one and one was sent.
     const token = bearerOf(rt, req);
     if (typeof token !== 'string') { proceed(req, res, start, deadlineAt, grpcAt, requestId, token, owesContinue); return; }

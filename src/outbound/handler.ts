@@ -15,7 +15,7 @@ import { answerFault, socketFault } from '../http/fault.ts';
 import { relayUpgrade, upgradesToH2c, upgradeRefusal } from '../http/upgrade-handshake.ts';
 import { requestIdFrom } from '../http/request-id.ts';
 import { h2HeadersOverLimit, headersTooLargeMessage } from '../http/header-limit.ts';
-import { grpcDeadlineAt, incomingBudgetMs } from '../forward/deadline.ts';
+import { grpcDeadlineAt, incomingBudgetMs, parseGrpcTimeout } from '../forward/deadline.ts';
 import { ResponseRelay, type UpstreamOptions } from '../forward/upstream.ts';
 import { hasBody } from '../forward/body-limit.ts';
 import type { CachedToken } from '../tokens/cache.ts';
@@ -86,10 +86,11 @@ export function outboundHandler(rt: Runtime, fwd: OutboundForwarding, loop: Loop
   function handle(req: IncomingMessage, res: ServerResponse | null, upgrade: Upgrading | null): void {
     const start = performance.now();
     const requestId = requestIdFrom(req.headers['x-request-id']);
-    const incoming = incomingBudgetMs(req.headers['x-authproxy-deadline'], req.headers['grpc-timeout']);
+    const grpcMs = parseGrpcTimeout(req.headers['grpc-timeout']);
+    const incoming = incomingBudgetMs(req.headers['x-authproxy-deadline'], grpcMs);
     const budgetMs = incoming === null ? requestTimeout : Math.min(requestTimeout, incoming);
     const now = Date.now();
-    const call: Call = { req, res, upgrade, start, requestId, deadlineAt: now + budgetMs, budgetMs, grpcDeadlineAt: grpcDeadlineAt(req.headers['grpc-timeout'], now) };
+    const call: Call = { req, res, upgrade, start, requestId, deadlineAt: now + budgetMs, budgetMs, grpcDeadlineAt: grpcDeadlineAt(grpcMs, now) };
     // The app's h2c requests; HTTP/1.1's parser has refused such a request already (header-limit.ts).
     if (h2HeadersOverLimit(req, maxHeaderBytes)) { refused(call, null, null, 'headers_too_large', headersTooLarge, headersTooLarge); return; }
 

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RetryBudget, isRetryable, backoffMs } from '../../src/forward/retry.ts';
 import { H2_NO_SETTINGS, H2_REFUSED_STREAM } from '../../src/forward/errors.ts';
-import { incomingBudgetMs, parseGrpcTimeout, formatGrpcTimeout } from '../../src/forward/deadline.ts';
+import { grpcDeadlineAt, incomingBudgetMs, parseGrpcTimeout, formatGrpcTimeout } from '../../src/forward/deadline.ts';
 
 const err = (code: string, cause?: string): Error => Object.assign(new Error(code), { code, ...(cause ? { cause: Object.assign(new Error(cause), { code: cause }) } : {}) });
 
@@ -57,13 +57,18 @@ describe('retry budget', () => {
 
 describe('deadlines', () => {
   it('reads x-authproxy-deadline in ms and grpc-timeout in any unit, taking the smaller', () => {
-    assert.equal(incomingBudgetMs('1500', undefined), 1500);
-    assert.equal(incomingBudgetMs(undefined, '2S'), 2000);
-    assert.equal(incomingBudgetMs('5000', '300m'), 300);
-    assert.equal(incomingBudgetMs(undefined, undefined), null);
-    assert.equal(incomingBudgetMs('soon', '10x'), null);
+    assert.equal(incomingBudgetMs('1500', parseGrpcTimeout(undefined)), 1500);
+    assert.equal(incomingBudgetMs(undefined, parseGrpcTimeout('2S')), 2000);
+    assert.equal(incomingBudgetMs('5000', parseGrpcTimeout('300m')), 300);
+    assert.equal(incomingBudgetMs(undefined, parseGrpcTimeout(undefined)), null);
+    assert.equal(incomingBudgetMs('soon', parseGrpcTimeout('10x')), null);
     assert.equal(parseGrpcTimeout('1H'), 3_600_000);
     assert.equal(parseGrpcTimeout('123456789S'), null, 'grpc-timeout has at most 8 digits');
+    assert.equal(parseGrpcTimeout(['1S', '2S']), null, 'a repeated grpc-timeout is no deadline');
+  });
+  it('makes the caller\'s gRPC deadline of its own grpc-timeout, and none without one', () => {
+    assert.equal(grpcDeadlineAt(parseGrpcTimeout('2S'), 1_000), 3_000);
+    assert.equal(grpcDeadlineAt(parseGrpcTimeout('10x'), 1_000), 0);
   });
   it('writes grpc-timeout in milliseconds, never negative', () => {
     assert.equal(formatGrpcTimeout(1234.9), '1234m');
